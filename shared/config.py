@@ -1,0 +1,248 @@
+"""Configuration files: TOML validated by pydantic, and one clear line for anything wrong.
+
+``configs/system.toml`` holds what the whole system shares (paths, socket endpoints, the broker backend
+and the simulator, cadences); ``configs/xau.toml`` and ``configs/btc.toml`` hold every parameter of a
+symbol. An unknown key or a bad value raises ``ConfigError`` naming the file, the key, the value and
+what is allowed; runners turn it into one line on stderr and exit status 2 before opening any socket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.symbol_config import SymbolConfig
+
+CONFIG_EXIT_STATUS = 2
+T = TypeVar("T", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the operator in one line."""
+
+
+class Section(BaseModel):
+    """Base of every config table: unknown keys are errors, values are checked, nothing is mutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Paths(Section):
+    logs_dir: Path = Field(Path("Logs"), description="directory of the per-service log files")
+    run_dir: Path = Field(Path("run"), description="ipc sockets, supervisord socket and pid file")
+    state_dir: Path = Field(Path("state"), description="SQLite state of risk and executor")
+    data_dir: Path = Field(Path("data"), description="market history for the simulated broker")
+
+
+def _is_local(endpoint: str) -> bool:
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = endpoint[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Endpoints(Section):
+    """ZeroMQ endpoints. ``{run_dir}`` expands to paths.run_dir. Loopback or ipc only (see DESIGN)."""
+
+    gateway_pub: str = "ipc://{run_dir}/gateway_pub"
+    gateway_rep: str = "ipc://{run_dir}/gateway_rep"
+    risk_in: str = "ipc://{run_dir}/risk_in"
+    risk_pub: str = "ipc://{run_dir}/risk_pub"
+    risk_rep: str = "ipc://{run_dir}/risk_rep"
+    executor_in: str = "ipc://{run_dir}/executor_in"
+
+    @field_validator("*")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        if not _is_local(value.replace("{run_dir}", "run")):
+            raise ValueError("must be ipc://PATH or tcp://127.0.0.1:PORT (loopback) until CURVE keys exist")
+        return value
+
+
+class BrokerSection(Section):
+    backend: Literal["sim", "mt5", "mt5linux"] = Field("sim", description="sim | mt5 | mt5linux")
+
+
+class Mt5Section(Section):
+    mt5_path: str = Field("", description="terminal64.exe path; empty lets the package find it")
+    mt5_portable: bool = False
+    mt5_timeout_ms: int = Field(60_000, ge=1000, le=600_000)
+    host: str = Field("127.0.0.1", description="mt5linux bridge host (loopback only: it runs any code)")
+    port: int = Field(18812, ge=1, le=65535)
+
+
+class GatewaySection(Section):
+    poll_interval_s: float = Field(0.02, gt=0, le=5)
+    heartbeat_interval_s: float = Field(1.0, gt=0, le=60)
+    account_interval_s: float = Field(1.0, gt=0, le=60)
+    stale_after_s: float = Field(120.0, gt=0, description="market seconds without a tick before 'stale'")
+
+
+class RiskSection(Section):
+    health_interval_s: float = Field(5.0, gt=0, le=300, description="cadence of the health log line")
+    state_interval_s: float = Field(1.0, gt=0, le=60, description="cadence of the RiskState broadcast")
+    signal_max_age_s: float = Field(90.0, gt=0, description="market seconds after which a signal is stale")
+
+
+class ExecutorSection(Section):
+    request_timeout_s: float = Field(5.0, gt=0, le=120)
+    status_interval_s: float = Field(1.0, gt=0, le=60)
+
+
+class TelegramSection(Section):
+    api_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL (tests: a fake)")
+    request_timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class StrategySection(Section):
+    warmup_bars: int = Field(300, ge=10, le=5000, description="bars per timeframe asked at start")
+    request_timeout_s: float = Field(5.0, gt=0, le=120)
+
+
+class SystemConfig(Section):
+    """configs/system.toml."""
+
+    paths: Paths = Paths()
+    endpoints: Endpoints = Endpoints()
+    symbols: dict[str, str] = Field(
+        default_factory=lambda: {"XAUUSDm": "xau.toml", "BTCUSDm": "btc.toml"},
+        description="symbol name -> its config file, relative to this file",
+    )
+    broker: BrokerSection = BrokerSection()
+    sim: dict[str, Any] = Field(default_factory=dict, description="the simulated broker (gateway)")
+    mt5: Mt5Section = Mt5Section()
+    gateway: GatewaySection = GatewaySection()
+    strategy: StrategySection = StrategySection()
+    risk: RiskSection = RiskSection()
+    executor: ExecutorSection = ExecutorSection()
+    telegram: TelegramSection = TelegramSection()
+
+    def endpoint(self, name: str) -> str:
+        """An endpoint with ``{run_dir}`` expanded."""
+        raw: str = getattr(self.endpoints, name)
+        return raw.replace("{run_dir}", str(self.paths.run_dir))
+
+
+class LoadedConfig(BaseModel):
+    """The system config with its symbol configs, paths made absolute."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    path: Path
+    system: SystemConfig
+    symbols: dict[str, SymbolConfig]
+
+
+def _describe_allowed(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """What the key accepts, from the field's description and constraints."""
+    current: type[BaseModel] | None = model
+    field = None
+    for part in loc:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            break
+        field = current.model_fields[part]
+        annotation = field.annotation
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    if field is None:
+        return ""
+    bits = [_constraint_text(m) for m in field.metadata]
+    if field.description:
+        bits.insert(0, field.description)
+    if field.default is not None and not isinstance(field.default, BaseModel):
+        bits.append(f"default {field.default!r}")
+    return "; ".join(bits)
+
+
+_CONSTRAINT_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "min_length": "length >=",
+                       "max_length": "length <=", "pattern": "matching"}
+
+
+def _constraint_text(constraint: object) -> str:
+    """'> 0' for Gt(gt=0), 'length <= 31' for MaxLen(31), and so on."""
+    for attribute, symbol in _CONSTRAINT_SYMBOLS.items():
+        value = getattr(constraint, attribute, None)
+        if value is not None:
+            return f"{symbol} {value}"
+    return str(constraint)
+
+
+def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
+    """One operator-facing line for the first problem (file, key, value, what is allowed)."""
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    value = err.get("input")
+    if err.get("type") == "extra_forbidden":
+        parent = loc[:-1]
+        known = _known_keys(model, parent)
+        return f"{path}: unknown key {key} = {value!r}; allowed keys here: {', '.join(known)}"
+    allowed = _describe_allowed(model, loc)
+    hint = f" Allowed: {allowed}." if allowed else ""
+    return f"{path}: {key} = {value!r} is invalid: {err.get('msg')}.{hint}"
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    current: type[BaseModel] = model
+    for part in loc:
+        field = current.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    return sorted(current.model_fields)
+
+
+def load_toml(path: Path, model: type[T]) -> T:
+    """Read and validate one TOML file; ConfigError with one clear line on any problem."""
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate_table(path, raw, model)
+
+
+def validate_table(path: Path, raw: dict[str, Any], model: type[T]) -> T:
+    """Validate an already-parsed table (e.g. the [sim] table) with the same error wording."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, model, exc)) from None
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Load configs/system.toml and every symbol file it names; make relative paths absolute.
+
+    Relative paths in [paths] are taken from the project root: the parent of the config directory.
+    """
+    path = path.resolve()
+    system = load_toml(path, SystemConfig)
+    root = path.parent.parent
+    paths = system.paths.model_copy(
+        update={name: (root / value if not value.is_absolute() else value)
+                for name, value in system.paths.model_dump().items()}
+    )
+    system = system.model_copy(update={"paths": paths})
+    symbols: dict[str, SymbolConfig] = {}
+    for symbol, filename in system.symbols.items():
+        symbol_config = load_toml(path.parent / filename, SymbolConfig)
+        if symbol_config.symbol.name != symbol:
+            raise ConfigError(
+                f"{path.parent / filename}: symbol.name = {symbol_config.symbol.name!r} but system.toml "
+                f"lists this file for {symbol!r}; make them the same"
+            )
+        symbols[symbol] = symbol_config
+    return LoadedConfig(path=path, system=system, symbols=symbols)

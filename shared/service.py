@@ -1,0 +1,132 @@
+"""What every runner shares: start-up (config, secrets, logging, exit 2 on bad config) and a poll loop.
+
+A runner is thin: it loads its config through ``run_service``, builds its core, binds its sockets and
+hands readable sockets and timers to ``EventLoop``. SIGTERM and SIGINT stop the loop cleanly, so
+supervisord's stop and Ctrl-C leave no half-written state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from shared.clock import Clock
+from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, load_config
+from shared.logs import setup_logging
+from shared.secrets import Secrets, load_secrets
+
+CONFIG_VARIABLE = "PORTFOLIO_CONFIG"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "system.toml"
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Timer:
+    interval: float
+    callback: Callable[[], None]
+    due: float
+
+
+@dataclass
+class EventLoop:
+    """Polls sockets and fires timers until stopped. Handlers drain their socket and return."""
+
+    clock: Clock
+    _poller: zmq.Poller = field(default_factory=zmq.Poller)
+    _handlers: dict[Any, Callable[[], None]] = field(default_factory=dict)
+    _timers: list[_Timer] = field(default_factory=list)
+    _running: bool = False
+
+    def on_readable(self, socket: zmq.Socket[bytes], handler: Callable[[], None]) -> None:
+        self._poller.register(socket, zmq.POLLIN)
+        self._handlers[socket] = handler
+
+    def every(self, interval_s: float, callback: Callable[[], None]) -> None:
+        self._timers.append(_Timer(interval_s, callback, self.clock.monotonic() + interval_s))
+
+    def stop(self, *_: object) -> None:
+        self._running = False
+
+    def run(self) -> None:
+        self._running = True
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        while self._running:
+            now = self.clock.monotonic()
+            wait = min((t.due - now for t in self._timers), default=1.0)
+            try:
+                ready = dict(self._poller.poll(max(0, int(min(wait, 0.5) * 1000))))
+            except zmq.ZMQError as exc:  # EINTR on a signal
+                if exc.errno == zmq.EINTR:
+                    continue
+                raise
+            for socket in ready:
+                self._handlers[socket]()
+            now = self.clock.monotonic()
+            for timer in self._timers:
+                if now >= timer.due:
+                    timer.callback()
+                    # Skip missed beats instead of firing a burst after a stall.
+                    timer.due = max(timer.due + timer.interval, now)
+
+
+def drain(receive: Callable[[], Any | None], handle: Callable[[Any], None], limit: int = 1000) -> int:
+    """Call ``handle`` on each waiting message (at most ``limit`` per wake, so timers still run)."""
+    count = 0
+    while count < limit:
+        message = receive()
+        if message is None:
+            break
+        handle(message)
+        count += 1
+    return count
+
+
+ServeFunction = Callable[[LoadedConfig, Secrets, argparse.Namespace], None]
+
+
+def run_service(
+    service: str,
+    serve: ServeFunction,
+    argv: Sequence[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Parse arguments, load and validate config and secrets, set up logging, then serve.
+
+    Returns the process exit status: 2 for a configuration problem (one line on stderr, before any
+    socket is opened), 1 for a crash (logged with its traceback), 0 after a clean stop.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    parser.add_argument("--config", type=Path, default=Path(os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG)))
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        secrets = load_secrets()
+    except (ConfigError, ValueError) as exc:
+        print(f"{service}: configuration error: {exc}", file=sys.stderr)
+        return CONFIG_EXIT_STATUS
+    logger = setup_logging(service, config.system.paths.logs_dir, secrets.values_to_redact())
+    logger.info("starting (pid %d, config %s, backend %s)", os.getpid(), config.path,
+                config.system.broker.backend)
+    try:
+        serve(config, secrets, args)
+    except ConfigError as exc:
+        logger.error("configuration error: %s", exc)
+        print(f"{service}: configuration error: {exc}", file=sys.stderr)
+        return CONFIG_EXIT_STATUS
+    except Exception:
+        logger.exception("crashed")
+        return 1
+    logger.info("stopped")
+    return 0
