@@ -20,7 +20,9 @@ class Secrets(BaseSettings):
     """EXNESS_LOGIN, EXNESS_PASSWORD, EXNESS_SERVER, BOT_TOKEN, ADMIN_ID. All optional: the simulated
     broker needs no login and the system runs headless without a bot token."""
 
-    model_config = SettingsConfigDict(extra="forbid", case_sensitive=True, env_file_encoding="utf-8")
+    model_config = SettingsConfigDict(
+        extra="forbid", case_sensitive=True, env_file_encoding="utf-8", env_ignore_empty=True
+    )
 
     EXNESS_LOGIN: int | None = Field(None, gt=0)
     EXNESS_PASSWORD: SecretStr | None = None

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,9 @@ class EventLoop:
 
     def run(self) -> None:
         self._running = True
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        if threading.current_thread() is threading.main_thread():  # tests run loops in threads
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
         while self._running:
             now = self.clock.monotonic()
             wait = min((t.due - now for t in self._timers), default=1.0)

@@ -1,0 +1,49 @@
+# Two commands for a new user: `make run` (the whole system on the simulated broker) and `make test`.
+# Both create the virtual environment on first use; only Python 3.11+ and make are needed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run run-headless stop status restart-strategies test test-fast lint bench venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) main.py
+
+run-headless: $(STAMP)
+	$(PY) main.py --headless
+
+stop: $(STAMP)
+	$(PY) main.py ctl shutdown
+
+status: $(STAMP)
+	$(PY) main.py ctl status
+
+restart-strategies: $(STAMP)
+	$(PY) main.py ctl restart strategy_xau strategy_btc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared services main.py
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not system"
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""Start the whole system under supervisord (what `make run` does), or talk to a running one.
+
+    python main.py                 all six services, simulated broker by default
+    python main.py --headless      everything except Telegram (VPS mode)
+    python main.py --engine-only   Telegram only sends notifications, accepts no commands
+    python main.py ctl status      supervisorctl on the running system (also: stop, restart NAME ...)
+
+Every config file is validated before anything starts: a bad value prints one line naming the file,
+the key, the value and what is allowed, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+SUPERVISOR_CONF = ROOT / "deploy" / "supervisord.conf"
+SERVICES = ("gateway_mt5", "strategy_xau", "strategy_btc", "risk", "executor", "telegram")
+
+
+def _environment(config_path: Path, headless: bool, engine_only: bool) -> dict[str, str]:
+    """Validate everything, then build the variables deploy/supervisord.conf expands."""
+    from services.gateway_mt5.runner import validate_backend_config
+    from shared.config import load_config
+
+    config = load_config(config_path)
+    validate_backend_config(config)
+    paths = config.system.paths
+    for directory in (paths.logs_dir, paths.run_dir, paths.state_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    return {
+        "PORTFOLIO_CONFIG": str(config.path),
+        "PORTFOLIO_LOGS": str(paths.logs_dir),
+        "PORTFOLIO_RUN": str(paths.run_dir),
+        "PORTFOLIO_PYTHON": sys.executable,
+        "PORTFOLIO_TELEGRAM_AUTOSTART": "false" if headless else "true",
+        "PORTFOLIO_TELEGRAM_MODE": "notify_only" if engine_only else "full",
+    }
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path(os.environ.get("PORTFOLIO_CONFIG",
+                                                                           ROOT / "configs" / "system.toml")))
+    parser.add_argument("--headless", action="store_true", help="start everything except Telegram")
+    parser.add_argument("--engine-only", action="store_true", help="Telegram sends notifications only")
+    parser.add_argument("command", nargs="*", help="'ctl ARGS...' passes ARGS to supervisorctl")
+    args = parser.parse_args(argv)
+
+    from shared.config import CONFIG_EXIT_STATUS, ConfigError
+    from shared.secrets import load_secrets
+
+    headless = args.headless
+    try:
+        secrets = load_secrets()
+        if not headless and not args.command and (secrets.BOT_TOKEN is None or secrets.ADMIN_ID is None):
+            print("BOT_TOKEN or ADMIN_ID is not set: starting headless (no Telegram).")
+            headless = True
+        env = _environment(args.config, headless, args.engine_only)
+    except (ConfigError, ValueError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return CONFIG_EXIT_STATUS
+    os.environ.update(env)
+    if args.command:
+        if args.command[0] != "ctl":
+            parser.error(f"unknown command {args.command[0]!r}; use 'ctl ARGS...'")
+        ctl = [_bin("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args.command[1:]]
+        os.execv(ctl[0], ctl)
+    print(f"Starting {', '.join(s for s in SERVICES if s != 'telegram' or not headless)} under supervisord.")
+    print(f"Logs: {env['PORTFOLIO_LOGS']}/<service>.log (one per service), "
+          f"{env['PORTFOLIO_LOGS']}/portfolio_engine_health.log (health line).")
+    print("Stop with Ctrl-C (or `make stop` from another terminal).")
+    sys.stdout.flush()
+    supervisord = [_bin("supervisord"), "-n", "-c", str(SUPERVISOR_CONF)]
+    os.execv(supervisord[0], supervisord)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

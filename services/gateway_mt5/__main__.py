@@ -1,0 +1,6 @@
+import sys
+
+from services.gateway_mt5.runner import serve
+from shared.service import run_service
+
+sys.exit(run_service("gateway_mt5", serve))

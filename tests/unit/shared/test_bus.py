@@ -1,0 +1,112 @@
+"""The ZeroMQ helpers over real ipc sockets: gaps are counted, garbage is dropped, dead peers time out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import zmq
+
+from shared.bus import Publisher, Puller, Pusher, Received, Replier, Requester, Subscriber
+from shared.messages import AccountRequest, ErrorReply, Tick
+
+T = TypeVar("T")
+
+
+def poll_until(fetch: Callable[[], T | None], timeout_s: float = 5.0) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = fetch()
+        if value is not None:
+            return value
+        time.sleep(0.005)
+    raise AssertionError("nothing arrived before the deadline")
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def tick(n: int) -> Tick:
+    return Tick(id=f"tick-{n}", ts=n, symbol="BTCUSDm", time_msc=n * 1000, bid=100.0 + n, ask=101.0 + n)
+
+
+def connected_pair(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> tuple[Publisher, Subscriber]:
+    endpoint = f"ipc://{tmp_path}/pub"
+    publisher = Publisher(ctx, endpoint)
+    subscriber = Subscriber(ctx, [endpoint], ["tick."])
+    # Slow joiner: publish probes until the subscription has reached the publisher.
+    poll_until(lambda: (publisher.publish("tick.probe", tick(0)), subscriber.receive())[1])
+    return publisher, subscriber
+
+
+def next_on(subscriber: Subscriber, topic: str) -> Received:
+    """The next message on ``topic``, skipping the probes left over from connecting."""
+    return poll_until(lambda: (r := subscriber.receive()) and (r if r.topic == topic else None))
+
+
+def test_subscriber_counts_a_gap_in_sequence(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> None:
+    publisher, subscriber = connected_pair(ctx, tmp_path)
+    publisher.publish("tick.BTCUSDm", tick(1))
+    first = next_on(subscriber, "tick.BTCUSDm")
+    publisher._seq["tick.BTCUSDm"] += 2  # two messages "lost" on the way
+    publisher.publish("tick.BTCUSDm", tick(4))
+    second = next_on(subscriber, "tick.BTCUSDm")
+    assert (first.gap, second.gap) == (0, 2)
+    assert subscriber.gaps_total == 2
+    assert second.message == tick(4)
+
+
+def test_subscriber_drops_garbage_and_keeps_going(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> None:
+    publisher, subscriber = connected_pair(ctx, tmp_path)
+    publisher.socket.send_multipart([b"tick.x", b"short"])
+    publisher.socket.send_multipart([b"tick.x", b"\x00" * 16, b"not msgpack \xc1"])
+    publisher.publish("tick.BTCUSDm", tick(7))
+    received = next_on(subscriber, "tick.BTCUSDm")
+    assert received.message == tick(7)
+    assert subscriber.drops.by_reason == {"bad_envelope": 1, "not_msgpack": 1}
+
+
+def test_push_pull_delivers_and_counts_bad_frames(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> None:
+    endpoint = f"ipc://{tmp_path}/inbox"
+    puller = Puller(ctx, endpoint)
+    pusher = Pusher(ctx, endpoint)
+    pusher.socket.send(b"\x92\x01\x02")  # the msgpack list [1, 2], not a message
+    assert pusher.send(tick(3))
+    assert poll_until(puller.receive) == tick(3)
+    assert puller.drops.by_reason == {"not_a_map": 1}
+
+
+def test_request_to_a_dead_peer_times_out_and_recovers(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> None:
+    endpoint = f"ipc://{tmp_path}/rep"
+    requester = Requester(ctx, endpoint, "executor")
+    started = time.monotonic()
+    assert requester.request(AccountRequest(ts=0), timeout_s=0.2) is None
+    assert time.monotonic() - started < 2.0
+    assert requester.timeouts == 1
+    # The peer appears; the same requester now gets its answer, matched by parent id.
+    replier = Replier(ctx, endpoint)
+    request = AccountRequest(ts=0)
+
+    def serve_one() -> bool | None:
+        item = replier.receive()
+        if item is None:
+            return None
+        caller, message = item
+        assert caller == "executor"
+        replier.reply(caller, ErrorReply(ts=0, parent=message.id, code="x", text=""))
+        return True
+
+    import threading
+
+    thread = threading.Thread(target=lambda: [poll_until(serve_one) for _ in range(2)], daemon=True)
+    thread.start()
+    first = requester.request(request, timeout_s=3.0)  # a late reply to the timed-out request is skipped
+    assert isinstance(first, ErrorReply) and first.parent == request.id
+    thread.join(timeout=5)
