@@ -59,7 +59,7 @@ def setup_logging(service: str, logs_dir: Path, secrets: list[str], level: int =
     root.setLevel(level)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    return logging.getLogger(service)
+    return logging.getLogger(f"services.{service}")  # not "telegram": that name is the library's logger
 
 
 def append_line(path: Path, line: str) -> None:
