@@ -1,0 +1,183 @@
+"""The risk process: the sockets around ``RiskCore``, nothing else.
+
+- PULL ``risk_in``: signals (strategies), execution reports and status (executor).
+- SUB ``gateway_pub``: heartbeat, account, deals.
+- PUB ``risk_pub``: regime changes, refusals, forwarded execution reports, the periodic RiskState.
+- PUSH -> ``executor_in``: order plans.
+- ROUTER ``risk_rep``: the trading switch and state requests (Telegram).
+- DEALER (identity "risk") -> ``gateway_rep``: symbol specs, the account and our open positions, asked
+  at start and again (1 s timeouts, backing off to 30 s) until the gateway has answered each of them.
+
+A crash inside the core ends the process (status 1, logged): supervisord restarts it and the state
+comes back from SQLite, which is safer for the owner of the trading day than going on half-updated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import zmq
+
+from services.risk.core import Outgoing, RiskCore
+from services.risk.store import RiskStore
+from shared import topics
+from shared.bus import Publisher, Puller, Pusher, Received, Replier, Requester, Subscriber
+from shared.clock import Clock, LiveClock
+from shared.config import LoadedConfig
+from shared.logs import append_line
+from shared.messages import (
+    AccountRequest,
+    AnyMessage,
+    ErrorReply,
+    Message,
+    PositionsReply,
+    PositionsRequest,
+    SymbolSpecRequest,
+)
+from shared.secrets import Secrets
+from shared.service import EventLoop, drain
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 1.0
+FETCH_RETRY_MIN_S = 1.0
+FETCH_RETRY_MAX_S = 30.0
+TIMER_TICK_S = 0.1
+HEALTH_FILE = "portfolio_engine_health.log"
+STORE_FILE = "risk.sqlite"
+
+
+class RiskRunner:
+    """Owns the sockets, the store and the event loop of the risk process."""
+
+    def __init__(self, config: LoadedConfig, ctx: zmq.Context[zmq.Socket[bytes]], clock: Clock) -> None:
+        system = config.system
+        self.clock = clock
+        self.store = RiskStore(system.paths.state_dir / STORE_FILE)
+        self.core = RiskCore(config, self.store, clock)
+        self.health_path = system.paths.logs_dir / HEALTH_FILE
+        self.inbox = Puller(ctx, system.endpoint("risk_in"), name="risk_in")
+        self.gateway = Subscriber(ctx, [system.endpoint("gateway_pub")],
+                                  [topics.HEARTBEAT, topics.ACCOUNT, topics.DEAL], name="gateway_pub")
+        self.publisher = Publisher(ctx, system.endpoint("risk_pub"))
+        self.executor = Pusher(ctx, system.endpoint("executor_in"))
+        self.replier = Replier(ctx, system.endpoint("risk_rep"), name="risk_rep")
+        self.requester = Requester(ctx, system.endpoint("gateway_rep"), identity="risk")
+        self._positions_known = False
+        self._fetch_retry_s = FETCH_RETRY_MIN_S
+        self._next_fetch_at = 0.0
+        self.loop = EventLoop(clock)
+        self.loop.on_readable(self.inbox.socket, self._on_inbox)
+        self.loop.on_readable(self.gateway.socket, self._on_gateway)
+        self.loop.on_readable(self.replier.socket, self._on_requests)
+        self.loop.every(TIMER_TICK_S, self._on_tick)
+        self.loop.every(system.risk.health_interval_s, self._write_health)
+
+    def run(self) -> None:
+        """Serve until SIGTERM / SIGINT."""
+        self._fetch_broker_info()
+        self.loop.run()
+
+    def close(self) -> None:
+        self.inbox.close()
+        self.gateway.close()
+        self.publisher.close()
+        self.executor.close()
+        self.replier.close()
+        self.requester.close()
+        self.store.close()
+
+    # ------------------------------------------------------------------ handlers
+
+    def _route(self, outgoing: list[Outgoing]) -> None:
+        for out in outgoing:
+            if out.channel == "executor":
+                self.executor.send(out.message)  # logs and counts a failure itself; the plan then expires
+            else:
+                self.publisher.publish(out.topic, out.message)
+
+    def _on_inbox(self) -> None:
+        drain(self.inbox.receive, self._handle)
+
+    def _on_gateway(self) -> None:
+        def handle(received: Received) -> None:
+            self._handle(received.message)
+
+        drain(self.gateway.receive, handle)
+
+    def _handle(self, message: AnyMessage) -> None:
+        self._route(self.core.handle(message))
+
+    def _on_requests(self) -> None:
+        def answer(request: tuple[str, AnyMessage]) -> None:
+            identity, message = request
+            reply, outgoing = self.core.handle_request(message)
+            self.replier.reply(identity, reply)
+            self._route(outgoing)
+
+        drain(self.replier.receive, answer)
+
+    def _on_tick(self) -> None:
+        now = self.clock.monotonic()
+        self._route(self.core.on_timer(now))
+        if now >= self._next_fetch_at:
+            self._fetch_broker_info()
+
+    def _write_health(self) -> None:
+        append_line(self.health_path, self.core.health_line())
+
+    # ------------------------------------------------------------------ broker info from the gateway
+
+    def _wanted(self) -> list[Message]:
+        ts = self.core.market_now
+        wanted: list[Message] = []
+        for item in self.core.missing_broker_info():
+            if item == "account":
+                wanted.append(AccountRequest(ts=ts))
+            else:
+                wanted.append(SymbolSpecRequest(ts=ts, symbol=item))
+        if not self._positions_known:
+            wanted.append(PositionsRequest(ts=ts))
+        return wanted
+
+    def _fetch_broker_info(self) -> None:
+        """Ask for what is still unknown; stop at the first silence and try again later (backing off)."""
+        wanted = self._wanted()
+        if not wanted:
+            self._next_fetch_at = float("inf")
+            return
+        complete = True
+        for request in wanted:
+            reply = self.requester.request(request, REQUEST_TIMEOUT_S)
+            if reply is None:  # the gateway is not answering: do not block the loop any longer now
+                complete = False
+                break
+            if isinstance(reply, ErrorReply):
+                log.error("gateway refused %s: %s %s", request.__class__.__name__, reply.code, reply.text)
+                complete = False
+                continue
+            if isinstance(reply, PositionsReply):
+                self._positions_known = True
+            self._route(self.core.handle(reply))
+        if complete and not self._wanted():
+            log.info("specs, account and positions known")
+            self._next_fetch_at = float("inf")
+            return
+        self._next_fetch_at = self.clock.monotonic() + self._fetch_retry_s
+        self._fetch_retry_s = min(self._fetch_retry_s * 2, FETCH_RETRY_MAX_S)
+
+
+def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> None:
+    """Run the risk process until stopped (``run_service`` loads the config and sets up logging)."""
+    del secrets, args  # risk needs no secret and no extra argument
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    runner = RiskRunner(config, ctx, LiveClock())
+    log.info("risk: inbox %s, gateway %s, publishing on %s, plans to %s",
+             config.system.endpoint("risk_in"), config.system.endpoint("gateway_pub"),
+             config.system.endpoint("risk_pub"), config.system.endpoint("executor_in"))
+    try:
+        runner.run()
+    finally:
+        runner.close()
+        ctx.term()
