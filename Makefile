@@ -34,9 +34,9 @@ restart-strategies: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services main.py
+	$(VENV)/bin/mypy shared services tests main.py
 
-test: $(STAMP)
+test: lint
 	$(VENV)/bin/pytest -q
 
 test-fast: $(STAMP)

@@ -15,6 +15,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from secrets import token_urlsafe
+
+from services.gateway_mt5.runner import validate_backend_config
+from shared.config import CONFIG_EXIT_STATUS, ConfigError, load_config
+from shared.secrets import load_secrets
 
 ROOT = Path(__file__).resolve().parent
 SUPERVISOR_CONF = ROOT / "deploy" / "supervisord.conf"
@@ -23,15 +28,13 @@ SERVICES = ("gateway_mt5", "strategy_xau", "strategy_btc", "risk", "executor", "
 
 def _environment(config_path: Path, headless: bool, engine_only: bool) -> dict[str, str]:
     """Validate everything, then build the variables deploy/supervisord.conf expands."""
-    from services.gateway_mt5.runner import validate_backend_config
-    from shared.config import load_config
-
     config = load_config(config_path)
     validate_backend_config(config)
     paths = config.system.paths
     for directory in (paths.logs_dir, paths.run_dir, paths.state_dir):
         directory.mkdir(parents=True, exist_ok=True)
     return {
+        "PORTFOLIO_SUPERVISOR_PASSWORD": supervisor_password(paths.run_dir),
         "PORTFOLIO_CONFIG": str(config.path),
         "PORTFOLIO_LOGS": str(paths.logs_dir),
         "PORTFOLIO_RUN": str(paths.run_dir),
@@ -41,26 +44,36 @@ def _environment(config_path: Path, headless: bool, engine_only: bool) -> dict[s
     }
 
 
+def supervisor_password(run_dir: Path) -> str:
+    """The control socket's password: made once, kept in run/supervisor.secret readable by the owner only.
+
+    It is a local credential between main.py, supervisord and supervisorctl, not one of the five
+    secrets; the socket is already mode 0700, so this is a second lock, not the only one."""
+    path = run_dir / "supervisor.secret"
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(token_urlsafe(24))
+    return path.read_text().strip()
+
+
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=Path(os.environ.get("PORTFOLIO_CONFIG",
-                                                                           ROOT / "configs" / "system.toml")))
+def main(argv: list[str] | None = None) -> int:  # returns only on error: it execs supervisord
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_config = Path(os.environ.get("PORTFOLIO_CONFIG", ROOT / "configs" / "system.toml"))
+    parser.add_argument("--config", type=Path, default=default_config)
     parser.add_argument("--headless", action="store_true", help="start everything except Telegram")
     parser.add_argument("--engine-only", action="store_true", help="Telegram sends notifications only")
     parser.add_argument("command", nargs="*", help="'ctl ARGS...' passes ARGS to supervisorctl")
     args = parser.parse_args(argv)
-
-    from shared.config import CONFIG_EXIT_STATUS, ConfigError
-    from shared.secrets import load_secrets
-
     headless = args.headless
     try:
-        secrets = load_secrets()
-        if not headless and not args.command and (secrets.BOT_TOKEN is None or secrets.ADMIN_ID is None):
+        credentials = load_secrets()
+        if not headless and not args.command and (credentials.BOT_TOKEN is None or credentials.ADMIN_ID is None):
             print("BOT_TOKEN or ADMIN_ID is not set: starting headless (no Telegram).")
             headless = True
         env = _environment(args.config, headless, args.engine_only)
@@ -80,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     supervisord = [_bin("supervisord"), "-n", "-c", str(SUPERVISOR_CONF)]
     os.execv(supervisord[0], supervisord)
-    return 0  # not reached
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Per-service logging to Logs/<service>.log (and stderr, which supervisord keeps), secrets redacted.
+"""Per-service logging to Logs/<service>.log (and stderr when not under supervisord), secrets redacted.
 
 One file per service, rotated by size. Every handler carries a filter that replaces any registered
 secret value with '***' in the final text, whatever logger produced it (httpx and python-telegram-bot
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,11 +49,15 @@ def setup_logging(service: str, logs_dir: Path, secrets: list[str], level: int =
     file_handler = logging.handlers.RotatingFileHandler(
         logs_dir / f"{service}.log", maxBytes=20 * 1024 * 1024, backupCount=5, encoding="utf-8"
     )
-    stream_handler = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [file_handler]
+    # Under supervisord stderr goes to Logs/<service>.console.log: keep that file for what logging
+    # cannot catch (a crash before logging starts) instead of a second copy of every line.
+    if not os.environ.get("SUPERVISOR_ENABLED"):
+        handlers.append(logging.StreamHandler(sys.stderr))
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    for handler in (file_handler, stream_handler):
+    for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(redact)
         root.addHandler(handler)

@@ -46,7 +46,7 @@ class Model(BaseModel):
 class Message(Model):
     """Base of every top-level message: version, id and market time."""
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1  # PROTOCOL_VERSION
     id: str = Field(default_factory=new_id, min_length=1, max_length=64)
     ts: EpochSeconds
 

@@ -114,6 +114,10 @@ RETCODES: dict[int, tuple[str, str, RetcodeClass]] = {
     10038: ("TRADE_RETCODE_INVALID_CLOSE_VOLUME", "close volume exceeds position volume", RetcodeClass.FINAL),
     10039: ("TRADE_RETCODE_CLOSE_ORDER_EXIST", "a close order already exists", RetcodeClass.FINAL),
     10040: ("TRADE_RETCODE_LIMIT_POSITIONS", "open positions limit reached", RetcodeClass.FINAL),
+    10041: ("TRADE_RETCODE_REJECT_CANCEL", "pending order activation rejected", RetcodeClass.FINAL),
+    10042: ("TRADE_RETCODE_LONG_ONLY", "only long positions are allowed", RetcodeClass.FINAL),
+    10043: ("TRADE_RETCODE_SHORT_ONLY", "only short positions are allowed", RetcodeClass.FINAL),
+    10044: ("TRADE_RETCODE_CLOSE_ONLY", "only position closing is allowed", RetcodeClass.FINAL),
 }
 
 SUCCESS_RETCODES = frozenset(code for code, (_, _, c) in RETCODES.items() if c is RetcodeClass.SUCCESS)

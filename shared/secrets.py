@@ -50,7 +50,7 @@ def load_secrets(env_file: Path | None = None) -> Secrets:
     (never the value) when one is malformed."""
     path = env_file or default_env_file()
     try:
-        return Secrets(_env_file=path if path.exists() else None)  # type: ignore[call-arg]
+        return Secrets(_env_file=path if path.exists() else None)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err.get("loc", ())) or "?"

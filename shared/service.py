@@ -8,6 +8,7 @@ supervisord's stop and Ctrl-C leave no half-written state.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -43,11 +44,11 @@ class EventLoop:
 
     clock: Clock
     _poller: zmq.Poller = field(default_factory=zmq.Poller)
-    _handlers: dict[Any, Callable[[], None]] = field(default_factory=dict)
+    _handlers: dict[Any, Callable[[], object]] = field(default_factory=dict)
     _timers: list[_Timer] = field(default_factory=list)
     _running: bool = False
 
-    def on_readable(self, socket: zmq.Socket[bytes], handler: Callable[[], None]) -> None:
+    def on_readable(self, socket: zmq.Socket[bytes], handler: Callable[[], object]) -> None:
         self._poller.register(socket, zmq.POLLIN)
         self._handlers[socket] = handler
 
@@ -68,7 +69,7 @@ class EventLoop:
             try:
                 ready = dict(self._poller.poll(max(0, int(min(wait, 0.5) * 1000))))
             except zmq.ZMQError as exc:  # EINTR on a signal
-                if exc.errno == zmq.EINTR:
+                if exc.errno == errno.EINTR:
                     continue
                 raise
             for socket in ready:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 from shared import mt5
 from shared.clock import Clock
@@ -73,11 +74,13 @@ class ExecutorCore:
                 continue
             self.seen_legs.add(leg.leg_id)
             if spec is None:
-                refusals.append(self._report(plan, leg, "rejected", None, "no symbol spec from the gateway"))
+                refusal = "no symbol spec from the gateway"
             elif plan.expires_at < self.market_now:
-                refusals.append(self._report(plan, leg, "rejected", None, "plan expired before sending"))
+                refusal = "plan expired before sending"
             else:
                 self.queue.append(_Leg(plan, leg, mt5.filling_for(spec.filling_mode)))
+                continue
+            refusals.append(self._report(plan, leg, status="rejected", retcode=None, text=refusal))
         return refusals
 
     @property
@@ -126,13 +129,15 @@ class ExecutorCore:
         self.inflight_request = None
         if not isinstance(reply, OrderSendReply):
             text = "no reply from the gateway" if reply is None else f"gateway error: {reply}"
-            return self._finish(self._report(item.plan, item.leg, "unknown", None, text, item))
+            report = self._report(item.plan, item.leg, status="unknown", retcode=None, text=text, item=item)
+            return self._finish(report)
         result = reply.result
         retcode = result.retcode if result else None
         verdict = mt5.classify_retcode(retcode)
         if result is not None and verdict is mt5.RetcodeClass.SUCCESS:
-            return self._finish(self._report(item.plan, item.leg, "filled", retcode, mt5.describe_retcode(retcode),
-                                             item, fill_price=result.price, ticket=result.order or result.deal))
+            return self._finish(self._report(item.plan, item.leg, status="filled", retcode=retcode,
+                                             text=mt5.describe_retcode(retcode), item=item,
+                                             fill_price=result.price, ticket=result.order or result.deal))
         if verdict is mt5.RetcodeClass.RETRY_FRESH_PRICE and item.retries < MAX_PRICE_RETRIES:
             item.retries += 1
             return []
@@ -142,11 +147,12 @@ class ExecutorCore:
                 item.tried_other_filling, item.filling = True, other
                 item.retries += 1
                 return []
-        status = "unknown" if verdict is mt5.RetcodeClass.UNKNOWN else "rejected"
+        status: Literal["rejected", "unknown"] = "unknown" if verdict is mt5.RetcodeClass.UNKNOWN else "rejected"
         text = mt5.describe_retcode(retcode)
         if result is None:
             text += f"; last_error {reply.last_error_code} {reply.last_error_text}"
-        return self._finish(self._report(item.plan, item.leg, status, retcode, text, item))
+        report = self._report(item.plan, item.leg, status=status, retcode=retcode, text=text, item=item)
+        return self._finish(report)
 
     def _finish(self, report: ExecutionReport) -> list[Message]:
         self.inflight = None
@@ -158,7 +164,8 @@ class ExecutorCore:
         self,
         plan: OrderPlan,
         leg: OrderLeg,
-        status: str,
+        *,
+        status: Literal["filled", "rejected", "unknown"],
         retcode: int | None,
         text: str,
         item: _Leg | None = None,
@@ -173,7 +180,7 @@ class ExecutorCore:
             slippage = round(worse / spec.point, 1)
         return ExecutionReport(
             ts=self.market_now, plan_id=plan.plan_id, leg_id=leg.leg_id, symbol=plan.symbol, side=plan.side,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             retcode=retcode, retcode_text=text, ticket=ticket, volume=leg.volume,
             requested_price=plan.price, fill_price=fill_price, sl=leg.sl, tp=leg.tp,
             latency_ms=max(0.0, latency_ms), slippage_points=slippage, retries=item.retries if item else 0,

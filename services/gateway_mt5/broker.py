@@ -10,11 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from shared.messages import AccountSnapshot, Bar, DealClosed, PositionData, SymbolSpec, Tick, Timeframe
-from shared.messages import TradeRequest, TradeResult
+from shared.messages import (
+    AccountSnapshot,
+    Bar,
+    DealClosed,
+    PositionData,
+    SymbolSpec,
+    Tick,
+    Timeframe,
+    TradeRequest,
+    TradeResult,
+)
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(Exception):  # noqa: N818 (names the state, like MT5's own wording)
     """The terminal cannot be reached right now (IPC error, not initialised). Retry with backoff."""
 
 
@@ -23,8 +32,9 @@ class MarketUpdate:
     """What happened at the broker since the previous poll.
 
     ``bars`` are newly CLOSED M1 bars in time order (several symbols interleaved by time); the gateway
-    builds M5/M15 from them. ``ticks`` are the quotes seen (the sim yields the four of each bar's
-    path). ``deals`` are exit deals, e.g. SL/TP hits. ``now`` is the market time reached.
+    builds M5/M15 from them. ``ticks`` holds at most the latest quote per symbol (the sim keeps the
+    inner path of each bar to itself). ``deals`` are exit deals, e.g. SL/TP hits. ``now`` is the
+    market time reached.
     """
 
     now: float

@@ -6,9 +6,12 @@ import argparse
 import logging
 
 import zmq
+from pydantic import BaseModel, ConfigDict
 
 from services.gateway_mt5.broker import Broker
 from services.gateway_mt5.core import GatewayCore
+from services.gateway_mt5.sim.broker import SimBroker
+from services.gateway_mt5.sim.config import SimConfig
 from shared.bus import Publisher, Replier
 from shared.clock import Clock, LiveClock
 from shared.config import ConfigError, LoadedConfig, validate_table
@@ -18,22 +21,34 @@ from shared.service import EventLoop, drain
 log = logging.getLogger("gateway_mt5")
 
 
-def make_broker(config: LoadedConfig, secrets: Secrets, clock: Clock) -> Broker:
-    """The backend named in config: the embedded simulator, or a real terminal (issue 3)."""
+class _SimTable(BaseModel):
+    """Wraps the [sim] table so that its errors are named ``sim.<key>`` like every other key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sim: SimConfig
+
+
+def validate_backend_config(config: LoadedConfig) -> SimConfig | None:
+    """Check the broker backend's own settings (main.py calls this before starting anything)."""
     backend = config.system.broker.backend
     if backend == "sim":
-        from services.gateway_mt5.sim.broker import SimBroker
-        from services.gateway_mt5.sim.config import SimBrokerConfig
+        return validate_table(config.path, {"sim": config.system.sim}, _SimTable).sim
+    raise ConfigError(
+        f"{config.path}: broker.backend = {backend!r} is not available in this build yet (the MetaTrader5 "
+        "and mt5linux adapters arrive with the gateway issue); use 'sim'"
+    )
 
-        sim_config = validate_table(config.path, {"sim": config.system.sim}, _SimWrapper).sim
-        return SimBroker(sim_config.resolve_paths(config.system.paths.data_dir)
-                         if hasattr(sim_config, "resolve_paths") else sim_config, clock)
-    raise ConfigError(f"{config.path}: broker.backend = {backend!r} is not available in this build yet; use 'sim'")
+
+def make_broker(config: LoadedConfig, clock: Clock) -> Broker:
+    """The backend named in config. Relative data files of the simulator are read from paths.data_dir."""
+    sim_config = validate_backend_config(config)
+    assert sim_config is not None
+    return SimBroker(sim_config, clock, data_dir=config.system.paths.data_dir)
 
 
 def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> None:
     clock = LiveClock()
-    broker = make_broker(config, secrets, clock)  # config errors surface here, before any socket
+    broker = make_broker(config, clock)  # config errors surface here, before any socket
     settings = config.system.gateway
     core = GatewayCore(broker, settings, clock)
     core.connect()

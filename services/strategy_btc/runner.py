@@ -3,4 +3,4 @@
 from services.strategy_btc.core import BtcStrategy
 from shared.strategy.runner import strategy_server
 
-serve = strategy_server("strategy_btc", "BTCUSDm", lambda config: BtcStrategy(config))
+serve = strategy_server("strategy_btc", "BTCUSDm", BtcStrategy)

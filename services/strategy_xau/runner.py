@@ -3,4 +3,4 @@
 from services.strategy_xau.core import XauStrategy
 from shared.strategy.runner import strategy_server
 
-serve = strategy_server("strategy_xau", "XAUUSDm", lambda config: XauStrategy(config))
+serve = strategy_server("strategy_xau", "XAUUSDm", XauStrategy)

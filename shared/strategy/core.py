@@ -46,9 +46,9 @@ class TimeframeState:
         if not (self.ema_short.ready and self.ema_mid.ready and self.atr.ready):
             return None
         atr = self.atr.value
-        if atr is None or atr <= 0:
+        if not atr > 0:  # also False for NaN
             return None
-        return (float(self.ema_short.value) - float(self.ema_mid.value)) / atr  # type: ignore[arg-type]
+        return (self.ema_short.value - self.ema_mid.value) / atr
 
 
 @dataclass
@@ -133,7 +133,7 @@ class StrategyCore:
             confidence=self.confidence(strength),
             bar_time=bar.time,
             price=bar.close,
-            atr=float(m1.atr.value),  # type: ignore[arg-type]
+            atr=m1.atr.value,
             spread_points=bar.spread,
             timeframes=tuple(used),
             reasons=tuple(reasons),

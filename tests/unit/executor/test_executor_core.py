@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
+from services.executor.core import MAX_PRICE_RETRIES, ExecutorCore
 from shared import mt5
 from shared.clock import FakeClock
 from shared.messages import (
@@ -13,16 +17,15 @@ from shared.messages import (
     SymbolSpec,
     TradeResult,
 )
-from services.executor.core import MAX_PRICE_RETRIES, ExecutorCore
 
 XAU = SymbolSpec(name="XAUUSDm", digits=3, point=0.001, trade_tick_size=0.001, trade_tick_value=0.1,
                  trade_contract_size=100, volume_min=0.01, volume_max=200, volume_step=0.01,
                  trade_stops_level=0, trade_freeze_level=0, trade_mode=4, filling_mode=3, spread=200)
 
 
-def plan(legs: int = 1, side: str = "buy", expires_at: float = 10_000.0) -> OrderPlan:
+def plan(legs: int = 1, side: Literal["buy", "sell"] = "buy", expires_at: float = 10_000.0) -> OrderPlan:
     return OrderPlan(
-        ts=1_000.0, plan_id="XAU960b", signal_id="XAUUSDm-960-buy", symbol="XAUUSDm", side=side,  # type: ignore[arg-type]
+        ts=1_000.0, plan_id="XAU960b", signal_id="XAUUSDm-960-buy", symbol="XAUUSDm", side=side,
         price=3311.5, deviation_points=50, magic=777001,
         legs=tuple(OrderLeg(leg_id=f"XAU960b-{n}", volume=0.11, sl=3309.0, tp=3312.5) for n in range(1, legs + 1)),
         confidence=0.91, regime="A", reasons=("M1 up",), expires_at=expires_at,
@@ -42,7 +45,7 @@ def reply_to(request: OrderSendRequest, retcode: int | None, price: float = 3311
                           last_error_code=1 if result else -10005, last_error_text="" if result else "IPC timeout")
 
 
-def only_report(messages: list[object]) -> ExecutionReport:
+def only_report(messages: Sequence[object]) -> ExecutionReport:
     assert len(messages) == 1 and isinstance(messages[0], ExecutionReport)
     return messages[0]
 

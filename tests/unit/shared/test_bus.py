@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import zmq
 
 from shared.bus import Publisher, Puller, Pusher, Received, Replier, Requester, Subscriber
-from shared.messages import AccountRequest, ErrorReply, Tick
+from shared.messages import AccountRequest, AnyMessage, ErrorReply, Message, Tick
 
 T = TypeVar("T")
 
@@ -42,7 +43,11 @@ def connected_pair(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> tuple
     publisher = Publisher(ctx, endpoint)
     subscriber = Subscriber(ctx, [endpoint], ["tick."])
     # Slow joiner: publish probes until the subscription has reached the publisher.
-    poll_until(lambda: (publisher.publish("tick.probe", tick(0)), subscriber.receive())[1])
+    def probe() -> Received | None:
+        publisher.publish("tick.probe", tick(0))
+        return subscriber.receive()
+
+    poll_until(probe)
     return publisher, subscriber
 
 
@@ -83,6 +88,22 @@ def test_push_pull_delivers_and_counts_bad_frames(ctx: zmq.Context[zmq.Socket[by
     assert puller.drops.by_reason == {"not_a_map": 1}
 
 
+def serve_in_thread(replier: Replier, answer: Callable[[str, AnyMessage], list[Message]]) -> threading.Thread:
+    """Answer exactly one request with the messages ``answer`` returns."""
+
+    def serve_one() -> bool | None:
+        item = replier.receive()
+        if item is None:
+            return None
+        for message in answer(*item):
+            replier.reply(item[0], message)
+        return True
+
+    thread = threading.Thread(target=lambda: poll_until(serve_one), daemon=True)
+    thread.start()
+    return thread
+
+
 def test_request_to_a_dead_peer_times_out_and_recovers(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> None:
     endpoint = f"ipc://{tmp_path}/rep"
     requester = Requester(ctx, endpoint, "executor")
@@ -90,23 +111,33 @@ def test_request_to_a_dead_peer_times_out_and_recovers(ctx: zmq.Context[zmq.Sock
     assert requester.request(AccountRequest(ts=0), timeout_s=0.2) is None
     assert time.monotonic() - started < 2.0
     assert requester.timeouts == 1
-    # The peer appears; the same requester now gets its answer, matched by parent id.
+    # The peer appears. The timed-out request died with the old socket (linger 0), so the peer sees
+    # only the new one, and the caller it sees is the executor's identity.
     replier = Replier(ctx, endpoint)
+    callers: list[str] = []
+
+    def answer(caller: str, message: AnyMessage) -> list[Message]:
+        callers.append(caller)
+        return [ErrorReply(ts=0, parent=message.id, code="x", text="")]
+
+    thread = serve_in_thread(replier, answer)
     request = AccountRequest(ts=0)
-
-    def serve_one() -> bool | None:
-        item = replier.receive()
-        if item is None:
-            return None
-        caller, message = item
-        assert caller == "executor"
-        replier.reply(caller, ErrorReply(ts=0, parent=message.id, code="x", text=""))
-        return True
-
-    import threading
-
-    thread = threading.Thread(target=lambda: [poll_until(serve_one) for _ in range(2)], daemon=True)
-    thread.start()
-    first = requester.request(request, timeout_s=3.0)  # a late reply to the timed-out request is skipped
-    assert isinstance(first, ErrorReply) and first.parent == request.id
+    reply = requester.request(request, timeout_s=3.0)
+    assert isinstance(reply, ErrorReply) and reply.parent == request.id
     thread.join(timeout=5)
+    assert callers == ["executor"]
+
+
+def test_a_reply_to_another_request_is_skipped(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> None:
+    endpoint = f"ipc://{tmp_path}/rep"
+    replier = Replier(ctx, endpoint)
+    requester = Requester(ctx, endpoint, "risk")
+
+    def answer(caller: str, message: AnyMessage) -> list[Message]:
+        late = ErrorReply(ts=0, parent="an-earlier-request", code="late", text="")
+        return [late, ErrorReply(ts=0, parent=message.id, code="ours", text="")]
+
+    thread = serve_in_thread(replier, answer)
+    reply = requester.request(AccountRequest(ts=0), timeout_s=3.0)
+    thread.join(timeout=5)
+    assert isinstance(reply, ErrorReply) and reply.code == "ours"

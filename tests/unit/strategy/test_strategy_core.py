@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from services.strategy_btc.core import BtcStrategy
 from services.strategy_xau.core import XauStrategy
 from shared.config import load_config
-from shared.messages import Bar, RiskState, SymbolRiskState
+from shared.messages import Bar, RiskState, Signal, SymbolRiskState
+from shared.strategy.core import StrategyCore
 
 CONFIG = load_config(Path(__file__).resolve().parents[3] / "configs" / "system.toml")
 T0 = 1_752_163_200  # 2025-07-10 16:00 UTC, a Thursday
@@ -19,8 +21,8 @@ def m1(symbol: str, minute: int, close: float, spread: int = 200) -> Bar:
                low=close - 0.1, close=close, tick_volume=10, spread=spread)
 
 
-def ramp(strategy: XauStrategy | BtcStrategy, symbol: str, minutes: range, step: float, start: float) -> list:
-    signals = []
+def ramp(strategy: StrategyCore, symbol: str, minutes: range, step: float, start: float) -> list[Signal]:
+    signals: list[Signal] = []
     for n in minutes:
         signals += strategy.handle(m1(symbol, n, start + step * n))
     return signals
@@ -53,8 +55,8 @@ def test_regime_c_stops_analysis_until_it_changes() -> None:
     strategy = BtcStrategy(CONFIG.symbols["BTCUSDm"])
     ramp(strategy, "BTCUSDm", range(40), step=0.05, start=100.0)
 
-    def state(regime: str) -> RiskState:
-        symbol = SymbolRiskState(regime=regime, data_ok=True, data_reason="ok")  # type: ignore[arg-type]
+    def state(regime: Literal["A", "B", "C"]) -> RiskState:
+        symbol = SymbolRiskState(regime=regime, data_ok=True, data_reason="ok")
         return RiskState(ts=0, trading_enabled=True, day_start_balance=1000, day_return=0,
                          symbols={"BTCUSDm": symbol})
 
