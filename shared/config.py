@@ -61,6 +61,7 @@ class Endpoints(Section):
     risk_pub: str = "ipc://{run_dir}/risk_pub"
     risk_rep: str = "ipc://{run_dir}/risk_rep"
     executor_in: str = "ipc://{run_dir}/executor_in"
+    executor_rep: str = "ipc://{run_dir}/executor_rep"
 
     @field_validator("*")
     @classmethod

@@ -270,6 +270,26 @@ class RegimeChanged(Message):
     day_return: float
 
 
+class DayStarted(Message):
+    """Risk opened a new trading day at 00:00 UTC (market time); carries yesterday's result."""
+
+    type: Literal["day_started"] = "day_started"
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    start_balance: float
+    previous_day: str | None = None
+    previous_pnl: float = 0.0
+    previous_return: float = 0.0
+
+
+class TradingLocked(Message):
+    """Regime C (hard stop) for a symbol: no orders until the next day or the owner's action."""
+
+    type: Literal["trading_locked"] = "trading_locked"
+    symbol: Symbol
+    reason: str
+    day_return: float
+
+
 class SignalRejected(Message):
     """A signal that risk refused, and the rule that refused it."""
 
@@ -295,6 +315,7 @@ class RiskState(Message):
 
     type: Literal["risk_state"] = "risk_state"
     trading_enabled: bool
+    trading_by: str = ""
     day_start_balance: float
     day_return: float
     symbols: dict[str, SymbolRiskState]
@@ -419,6 +440,20 @@ class PositionsReply(Reply):
     positions: tuple[PositionData, ...]
 
 
+class DealsRequest(Message):
+    """Exit deals (history_deals_get) with time >= since, optionally one symbol / our magic only."""
+
+    type: Literal["deals_request"] = "deals_request"
+    since: EpochSeconds
+    symbol: Symbol | None = None
+    magic: int | None = None
+
+
+class DealsReply(Reply):
+    type: Literal["deals_reply"] = "deals_reply"
+    deals: tuple[DealClosed, ...]
+
+
 class OrderSendRequest(Message):
     """A broker-mutating request; the gateway accepts it only from the executor's identity."""
 
@@ -441,6 +476,44 @@ class ErrorReply(Reply):
     type: Literal["error_reply"] = "error_reply"
     code: str
     text: str
+
+
+# ---------------------------------------------------------------- owner commands to the executor
+
+
+class SetProtection(Message):
+    """/tek_prof USD or /stop_ls USD: put TP (or SL) of every open position of ours at ``usd`` from the
+    open price, per position, keeping the other level."""
+
+    type: Literal["set_protection"] = "set_protection"
+    level: Literal["tp", "sl"]
+    usd: PositiveFloat
+    symbol: Symbol | None = None
+    by: str = Field(max_length=64)
+
+
+class CloseAll(Message):
+    """The emergency command: close every open position of ours, on one symbol or all."""
+
+    type: Literal["close_all"] = "close_all"
+    symbol: Symbol | None = None
+    by: str = Field(max_length=64)
+
+
+class CommandLine(Model):
+    """One line of a command's outcome, e.g. one position with its old and new level."""
+
+    ok: bool
+    text: str = Field(max_length=300)
+
+
+class CommandReply(Reply):
+    """What an owner command did, line by line, for the Telegram reply."""
+
+    type: Literal["command_reply"] = "command_reply"
+    ok: bool
+    summary: str = Field(max_length=300)
+    lines: tuple[CommandLine, ...] = ()
 
 
 class SetTrading(Message):
@@ -471,6 +544,8 @@ AnyMessage = Annotated[
     | ExecutionReport
     | ExecutorStatus
     | RegimeChanged
+    | DayStarted
+    | TradingLocked
     | SignalRejected
     | RiskState
     | HistoryRequest
@@ -481,9 +556,14 @@ AnyMessage = Annotated[
     | AccountReply
     | PositionsRequest
     | PositionsReply
+    | DealsRequest
+    | DealsReply
     | OrderSendRequest
     | OrderSendReply
     | ErrorReply
+    | SetProtection
+    | CloseAll
+    | CommandReply
     | SetTrading
     | RiskStateRequest
     | RiskStateReply,

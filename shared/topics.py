@@ -10,6 +10,8 @@ RISK_STATE = "risk.state"          # RiskState, at a fixed cadence
 RISK_REGIME = "risk.regime"        # RegimeChanged
 RISK_EXECUTION = "risk.exec"       # ExecutionReport, forwarded by risk for observers
 RISK_REJECTED = "risk.rejected"    # SignalRejected
+RISK_DAY = "risk.day"              # DayStarted
+RISK_LOCK = "risk.lock"            # TradingLocked
 RISK_ALL = "risk."
 
 

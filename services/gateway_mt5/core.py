@@ -23,6 +23,8 @@ from shared.messages import (
     AccountRequest,
     AccountSnapshot,
     Bar,
+    DealsReply,
+    DealsRequest,
     ErrorReply,
     GatewayHeartbeat,
     HistoryReply,
@@ -164,6 +166,11 @@ class GatewayCore:
             if isinstance(request, AccountRequest):
                 account = self.broker.account().model_copy(update={"ts": ts})
                 return AccountReply(ts=ts, parent=parent, account=account)
+            if isinstance(request, DealsRequest):
+                deals = [d for d in self.broker.deals(request.since)
+                         if (request.symbol is None or d.symbol == request.symbol)
+                         and (request.magic is None or d.magic == request.magic)]
+                return DealsReply(ts=ts, parent=parent, deals=tuple(deals))
             if isinstance(request, PositionsRequest):
                 positions = self.broker.positions(request.symbol, request.magic)
                 return PositionsReply(ts=ts, parent=parent, positions=tuple(positions))
