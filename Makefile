@@ -27,7 +27,7 @@ stop: $(STAMP)
 	$(PY) main.py ctl shutdown
 
 status: $(STAMP)
-	$(PY) main.py ctl status
+	-$(PY) main.py ctl status  # supervisorctl exits non-zero when any program (e.g. headless telegram) is not running
 
 restart-strategies: $(STAMP)
 	$(PY) main.py ctl restart strategy_xau strategy_btc
