@@ -34,7 +34,7 @@ restart-strategies: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services tests main.py
+	$(VENV)/bin/mypy shared services backtest tests main.py
 
 test: lint
 	$(VENV)/bin/pytest -q
