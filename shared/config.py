@@ -81,6 +81,17 @@ class Mt5Section(Section):
     mt5_timeout_ms: int = Field(60_000, ge=1000, le=600_000)
     host: str = Field("127.0.0.1", description="mt5linux bridge host (loopback only: it runs any code)")
     port: int = Field(18812, ge=1, le=65535)
+    init_grace_s: float = Field(30.0, gt=0, le=600, description="initialize() is abandoned after "
+                                "mt5_timeout_ms plus this (a hung terminal cannot hang the gateway)")
+    call_timeout_s: float = Field(15.0, gt=0, le=600, description="hard deadline of every other terminal call")
+    reconnect_min_s: float = Field(0.5, gt=0, le=60, description="first pause before reconnecting; doubles")
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600, description="longest pause between reconnect attempts")
+    close_grace_s: float = Field(5.0, ge=0, le=120, description="a symbol's last bar before its market "
+                                 "closes is published this long after the close")
+    hours: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="market hours per symbol for mt5/mt5linux (MT5 has no such call), "
+        "checked by the gateway; default: XAUUSDm gold's Exness hours, BTCUSDm always open"
+    )
 
 
 class GatewaySection(Section):
@@ -99,11 +110,29 @@ class RiskSection(Section):
 class ExecutorSection(Section):
     request_timeout_s: float = Field(5.0, gt=0, le=120)
     status_interval_s: float = Field(1.0, gt=0, le=60)
+    max_retries: int = Field(3, ge=0, le=20, description="resends of one order after retryable retcodes")
+    retry_window_s: float = Field(3.0, gt=0, le=120, description="no resend later than this after the first send")
+    retry_backoff_s: float = Field(0.1, ge=0, le=10, description="pause before a resend on 10021/10024/10028/10031")
+    verify_retry_s: float = Field(1.0, gt=0, le=60, description="pause between checks while the gateway is silent")
+    journal_file: str = Field("executor.sqlite", min_length=1, description="the journal, inside paths.state_dir")
 
 
 class TelegramSection(Section):
     api_base_url: str = Field("https://api.telegram.org/bot", description="Bot API base URL (tests: a fake)")
     request_timeout_s: float = Field(10.0, gt=0, le=120)
+    command_timeout_s: float = Field(30.0, gt=0, le=300, description="wait for the executor's answer to "
+                                     "/tek_prof, /stop_ls and close all (it sends orders)")
+    confirm_timeout_s: float = Field(60.0, gt=0, le=3600, description="how long a confirmation button works")
+    per_chat_interval_s: float = Field(1.0, ge=0, le=60, description="pause between two messages to one "
+                                       "chat (Telegram: about 1 a second)")
+    outbox_size: int = Field(1000, ge=10, le=100_000, description="message parts kept while Telegram "
+                             "is unreachable; the oldest go first")
+    supervisor_poll_s: float = Field(2.0, ge=0, le=300, description="cadence of the supervisord state "
+                                     "check behind service alerts; 0 = off")
+    service_alert_interval_s: float = Field(60.0, ge=0, le=3600, description="at most one alert per "
+                                            "service per interval; more are summed up")
+    max_protection_usd: float = Field(10_000.0, gt=0, description="largest USD distance /tek_prof and "
+                                      "/stop_ls accept (a bigger one is a typo)")
 
 
 class StrategySection(Section):

@@ -182,6 +182,9 @@ class Signal(Message):
     spread_points: int = Field(ge=0)
     timeframes: tuple[Timeframe, ...]
     reasons: tuple[Annotated[str, Field(max_length=120)], ...] = ()
+    market_regime: Literal["trend", "range"] | None = Field(
+        default=None, description="the strategy's read of the market (risk picks the SL's ATR multiple by it); "
+        "None: risk calls it a trend when M5 and M15 confirmed the signal, else a range")
 
     @model_validator(mode="after")
     def _side_matches_strength(self) -> Signal:
@@ -242,10 +245,31 @@ class ExecutionReport(Message):
     tp: Price
     latency_ms: NonNegativeFloat
     slippage_points: float = 0.0
+    slippage_usd: float = Field(default=0.0, description="slippage in account currency, + = worse than asked")
     retries: int = Field(default=0, ge=0)
     confidence: float = Field(ge=0.0, le=1.0)
     regime: Regime
     reasons: tuple[str, ...] = ()
+
+
+class PositionAdopted(Message):
+    """A position with our magic that the executor's journal did not know, found at reconciliation.
+
+    The executor takes it into its books (owner commands act on it) and says so, because a position
+    nobody asked for means an order outlived a crash or was placed by hand with our magic.
+    """
+
+    type: Literal["position_adopted"] = "position_adopted"
+    ticket: int = Field(ge=0)
+    symbol: Symbol
+    side: Side
+    volume: Volume
+    price_open: Price
+    sl: NonNegativeFloat = 0.0
+    tp: NonNegativeFloat = 0.0
+    magic: int = Field(ge=0)
+    comment: str = Field(default="", max_length=64)
+    reason: str = Field(default="", max_length=200)
 
 
 class ExecutorStatus(Message):
@@ -307,7 +331,11 @@ class SymbolRiskState(Model):
     data_ok: bool
     data_reason: str
     last_signal_confidence: float | None = None
+    last_signal_side: Side | None = None
+    last_signal_at: EpochSeconds | None = None
     open_positions: int = Field(default=0, ge=0)
+    trading_locked: bool = Field(default=False, description="no orders now because of the hard stop (regime C "
+                                 "without ignore_daily_stop_for_trading): strategies skip analysis on this")
 
 
 class RiskState(Message):
@@ -542,6 +570,7 @@ AnyMessage = Annotated[
     | Signal
     | OrderPlan
     | ExecutionReport
+    | PositionAdopted
     | ExecutorStatus
     | RegimeChanged
     | DayStarted
