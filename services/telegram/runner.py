@@ -1,12 +1,15 @@
-"""The Telegram service's runner: risk's PUB and ROUTER on zmq.asyncio, Telegram through PTB.
+"""The Telegram service's runner: risk's PUB and the peers' ROUTERs on zmq.asyncio, Telegram through PTB.
 
-Three tasks share one event loop:
+Four tasks share one event loop:
 
 - the event pump: risk's PUB -> ``TelegramCore.notify`` -> the outbox (addressed to ADMIN_ID);
+- the service watch: supervisord's process states every ``supervisor_poll_s`` -> ``ServiceWatch``
+  -> the outbox;
 - the Telegram link: connect (getMe; in ``full`` mode also start polling), retrying with backoff
   while Telegram is unreachable, then run the outbox sender. Until connected, notifications wait
   in the outbox, so a start during an outage loses nothing;
-- PTB's own update processing (``full`` mode), whose handlers ask risk over the DEALER.
+- PTB's own update processing (``full`` mode), whose handlers ask risk, the gateway and the executor
+  over DEALERs with the identity "telegram", and supervisord over its unix socket.
 
 Without BOT_TOKEN or ADMIN_ID, or when Telegram rejects the token, the service says so once and idles
 until stopped, so supervisord does not restart-loop it. The token is never formatted into a log line:
@@ -32,16 +35,19 @@ from telegram.error import InvalidToken, TelegramError
 from services.telegram.aiobus import AsyncRequester, AsyncSubscriber
 from services.telegram.bot import (
     ALLOWED_UPDATES,
-    Command,
     PtbApplication,
     build_application,
+    keyboard,
     log_handler_error,
     publish_menu,
-    register_commands,
-    with_help,
+    register,
 )
+from services.telegram.commands import Command, OwnerCommands, Peers
+from services.telegram.confirm import Confirmations
 from services.telegram.core import TelegramCore
-from services.telegram.outbox import Outbox, describe
+from services.telegram.outbox import Buttons, Outbox, describe
+from services.telegram.supervisor import SupervisorClient, SupervisorError
+from services.telegram.watch import ServiceWatch
 from shared import topics
 from shared.clock import Clock, LiveClock
 from shared.config import LoadedConfig
@@ -61,7 +67,7 @@ class TelegramRunner:
     """Owns the sockets, the PTB Application and the tasks; ``run`` until ``stop`` (any thread)."""
 
     def __init__(self, config: LoadedConfig, secrets: Secrets, mode: Mode = "full", *,
-                 clock: Clock | None = None, risk_timeout_s: float | None = None,
+                 clock: Clock | None = None, peer_timeout_s: float | None = None,
                  first_backoff_s: float = 0.5) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -69,7 +75,8 @@ class TelegramRunner:
         self.mode: Mode = mode
         self.clock = clock or LiveClock()
         settings = config.system.telegram
-        self.risk_timeout_s = risk_timeout_s if risk_timeout_s is not None else settings.request_timeout_s
+        # risk and gateway requests wait this long (tests shorten it); Telegram's HTTP keeps its own timeout
+        self.peer_timeout_s = peer_timeout_s if peer_timeout_s is not None else settings.request_timeout_s
         self.first_backoff_s = first_backoff_s
         self._token = secrets.BOT_TOKEN.get_secret_value() if secrets.BOT_TOKEN is not None else ""
         self._admin_id = secrets.ADMIN_ID
@@ -104,28 +111,27 @@ class TelegramRunner:
     async def _serve(self, admin_id: int) -> None:
         assert self._stop_event is not None
         system = self.config.system
+        settings = system.telegram
         core = TelegramCore(self.clock, admin_id, list(self.config.symbols))
-        application = build_application(system.telegram, self._token, polling=self.mode == "full")
+        application = build_application(settings, self._token, polling=self.mode == "full")
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         actx = zmq.asyncio.Context.shadow(ctx)
         subscriber = AsyncSubscriber(ctx, [system.endpoint("risk_pub")], [topics.RISK_ALL],
                                      name="risk events")
-        requester = AsyncRequester(actx, system.endpoint("risk_rep"), ROUTING_ID)
+        requesters = {peer: AsyncRequester(actx, system.endpoint(f"{peer}_rep"), ROUTING_ID)
+                      for peer in ("risk", "gateway", "executor")}
 
-        async def send(chat_id: int, text: str) -> None:
-            await application.bot.send_message(chat_id=chat_id, text=text)
+        async def send(chat_id: int, text: str, buttons: Buttons) -> None:
+            await application.bot.send_message(chat_id=chat_id, text=text, reply_markup=keyboard(buttons))
 
-        outbox = Outbox(send, first_backoff_s=self.first_backoff_s)
-
-        async def answer_status(_args: Sequence[str]) -> str:
-            return core.status_text(await requester.request(core.status_request(), self.risk_timeout_s))
-
-        commands = with_help([
-            Command("status", "regime, data freshness, last signal and positions per symbol; "
-                              "trading switch; day's return", answer_status),
-        ])
+        outbox = Outbox(send, settings.outbox_size, first_backoff_s=self.first_backoff_s,
+                        per_chat_interval_s=settings.per_chat_interval_s)
+        supervisor = SupervisorClient(system.paths.run_dir, timeout_s=settings.command_timeout_s)
+        watch = ServiceWatch(self.clock, settings.service_alert_interval_s)
+        owner = self._owner_commands(core, requesters, supervisor, watch)
+        commands = owner.commands()
         if self.mode == "full":
-            register_commands(application, commands, core, outbox)
+            register(application, commands, owner.buttons(), core, outbox)
             application.add_error_handler(log_handler_error)
 
         async def pump_events() -> None:
@@ -141,25 +147,54 @@ class TelegramRunner:
                 outbox.close()  # nothing can ever leave: count events instead of queueing them
                 await asyncio.Event().wait()
 
-        log.info("mode %s: events from %s, status from %s, Telegram at the configured api_base_url",
-                 self.mode, system.endpoint("risk_pub"), system.endpoint("risk_rep"))
-        pump = asyncio.create_task(pump_events(), name="risk-events")
-        link = asyncio.create_task(link_telegram(), name="telegram-link")
+        log.info("mode %s: events from %s; risk, gateway and executor at their _rep endpoints; supervisord at "
+                 "%s; Telegram at the configured api_base_url", self.mode, system.endpoint("risk_pub"),
+                 supervisor.socket_path)
+        tasks = [asyncio.create_task(pump_events(), name="risk-events"),
+                 asyncio.create_task(self._watch_services(supervisor, watch, outbox, admin_id),
+                                     name="service-watch"),
+                 asyncio.create_task(link_telegram(), name="telegram-link")]
         stopping = asyncio.create_task(self._stop_event.wait(), name="stop")
         try:
-            done, _ = await asyncio.wait({pump, link, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for task in done - {stopping}:
                 task.result()  # a crashed task: re-raise (the service exits 1 and is restarted)
         finally:
-            await self._shutdown(application, outbox, pump, link, stopping)
-            log.info("sent %d, dropped %d (queue full), refused by Telegram %d, discarded %d, left unsent %d; "
-                     "strangers refused %d; risk frames dropped %d, gaps %d, status timeouts %d",
-                     outbox.sent_total, outbox.dropped_total, outbox.failed_total, outbox.discarded_total,
-                     len(outbox),
-                     core.refused_total, subscriber.drops.total, subscriber.gaps_total, requester.timeouts)
+            await self._shutdown(application, outbox, tasks, stopping)
+            log.info("sent %d (merged %d), dropped %d (queue full), refused by Telegram %d, discarded %d, "
+                     "left unsent %d; strangers refused %d; risk frames dropped %d, gaps %d; request timeouts %s",
+                     outbox.sent_total, outbox.merged_total, outbox.dropped_total, outbox.failed_total,
+                     outbox.discarded_total, len(outbox), core.refused_total, subscriber.drops.total,
+                     subscriber.gaps_total, {peer: r.timeouts for peer, r in requesters.items()})
             subscriber.close()
-            requester.close()
+            for requester in requesters.values():
+                requester.close()
             ctx.term()
+
+    async def _watch_services(self, supervisor: SupervisorClient, watch: ServiceWatch, outbox: Outbox,
+                              admin_id: int) -> None:
+        """Poll supervisord at its cadence and tell the owner what the watch finds (off when 0)."""
+        interval = self.config.system.telegram.supervisor_poll_s
+        while interval > 0:
+            try:
+                texts = watch.update(await supervisor.processes())
+            except SupervisorError as exc:
+                texts = watch.unreachable(str(exc))
+            for text in texts:
+                outbox.put(admin_id, text)
+            await asyncio.sleep(interval)
+        await asyncio.Event().wait()  # off: idle until stopped
+
+    def _owner_commands(self, core: TelegramCore, requesters: dict[str, AsyncRequester],
+                        supervisor: SupervisorClient, watch: ServiceWatch) -> OwnerCommands:
+        """The command registry wired to the peers' DEALERs and supervisord."""
+        settings = self.config.system.telegram
+        peers = Peers(risk=requesters["risk"].request, gateway=requesters["gateway"].request,
+                      executor=requesters["executor"].request, supervisor=supervisor)
+        return OwnerCommands(core, peers, settings.model_copy(update={"request_timeout_s": self.peer_timeout_s}),
+                             our_magics=frozenset(symbol.symbol.magic for symbol in self.config.symbols.values()),
+                             confirmations=Confirmations(self.clock, settings.confirm_timeout_s),
+                             on_restart=watch.expect)
 
     async def _connect(self, application: PtbApplication, commands: Sequence[Command]) -> bool:
         """Reach Telegram (retrying while unreachable); False when it rejects the token."""
@@ -197,18 +232,19 @@ class TelegramRunner:
         else:
             log.warning("polling Telegram failed, PTB retries: %s", describe(error))
 
-    async def _shutdown(self, application: PtbApplication, outbox: Outbox, pump: asyncio.Task[None],
-                        link: asyncio.Task[None], stopping: asyncio.Task[bool]) -> None:
+    async def _shutdown(self, application: PtbApplication, outbox: Outbox, tasks: list[asyncio.Task[None]],
+                        stopping: asyncio.Task[bool]) -> None:
         """Stop taking commands and events, give queued notifications a moment, then close."""
         updater = application.updater
         if updater is not None and updater.running:
             await _quietly(updater.stop(), "stopping polling")
-        pump.cancel()
-        stopping.cancel()
+        *producers, link = tasks
+        for task in (*producers, stopping):
+            task.cancel()
         if self.connected.is_set() and not link.done() and not await outbox.wait_empty(SHUTDOWN_FLUSH_S):
-            log.warning("%d message part(s) still unsent at shutdown", len(outbox))
+            log.warning("%d message(s) still unsent at shutdown", len(outbox))
         link.cancel()
-        await asyncio.gather(pump, link, stopping, return_exceptions=True)
+        await asyncio.gather(*tasks, stopping, return_exceptions=True)
         if application.running:
             await _quietly(application.stop(), "stopping the application")
         await _quietly(application.shutdown(), "shutting PTB down")

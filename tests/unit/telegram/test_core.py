@@ -6,21 +6,21 @@ import asyncio
 
 import pytest
 
-from services.telegram.bot import Command, with_help
+from services.telegram.commands import Command, with_help
 from services.telegram.core import (
     REFUSAL,
     REFUSAL_INTERVAL_S,
-    RISK_SILENT,
     TelegramCore,
+    format_day_started,
     format_execution,
     format_regime,
-    format_status,
+    format_trading_locked,
     split_text,
 )
 from shared import topics
 from shared.clock import FakeClock
-from shared.messages import ErrorReply, RegimeChanged, RiskStateReply, RiskStateRequest
-from tests.unit.telegram.conftest import ADMIN_ID, STRANGER_ID, filled_report, risk_state
+from shared.messages import DayStarted, PositionAdopted, RegimeChanged, RiskStateRequest, TradingLocked
+from tests.unit.telegram.conftest import ADMIN_ID, MARKET_NOW, STRANGER_ID, filled_report, risk_state
 
 SYMBOLS = ("XAUUSDm", "BTCUSDm")
 
@@ -34,7 +34,16 @@ def test_order_opened_shows_what_was_opened_and_why() -> None:
     text = format_execution(filled_report())
     assert text.startswith("Order opened")
     for expected in ("XAUUSDm", "BUY", "XAU-1752080460-1", "0.02 lots", "2350.15", "SL 2345.5", "TP 2360.25",
-                     "87 %", "regime A", "ema stack up", "rsi 58 rising", "123 ms", "5 points"):
+                     "87 %", "regime A", "ema stack up", "rsi 58 rising", "123 ms", "5 points",
+                     "asked 2350.1", "ticket 5001", "(+0.50)"):
+        assert expected in text, expected
+
+
+def test_an_adopted_position_is_told() -> None:
+    core, _ = make_core()
+    [text] = core.notify(PositionAdopted(ts=1.0, ticket=77, symbol="XAUUSDm", side="sell", volume=0.03,
+                                         price_open=2351.5, sl=2356.0, magic=777001, reason="found at start"))
+    for expected in ("ADOPTED", "#77 XAUUSDm SELL 0.03 lots @ 2351.5", "SL 2356 | TP none", "found at start"):
         assert expected in text, expected
 
 
@@ -61,34 +70,35 @@ def test_regime_change_names_symbol_move_and_reason() -> None:
         assert expected in text, expected
 
 
-def test_status_lists_both_symbols_switch_and_day_return() -> None:
-    text = format_status(risk_state({"XAUUSDm": "B", "BTCUSDm": "C"}), SYMBOLS)
-    assert "Trading: ON" in text and "+1.25 %" in text
-    assert "XAUUSDm: regime B" in text and "BTCUSDm: regime C" in text
-    assert "stale 130s" in text and "87 %" in text and "open positions 2" in text
-    assert text.index("XAUUSDm") < text.index("BTCUSDm")  # configured order
+def test_trading_lock_and_new_day_say_why_and_how_yesterday_ended() -> None:
+    locked = format_trading_locked(TradingLocked(ts=1.0, symbol="XAUUSDm", reason="daily loss 5% reached",
+                                                 day_return=-0.0512))
+    for expected in ("LOCKED", "XAUUSDm", "daily loss 5% reached", "-5.12 %"):
+        assert expected in locked, expected
+    day = format_day_started(DayStarted(ts=1.0, day="2025-07-10", start_balance=10_234.5, previous_day="2025-07-09",
+                                        previous_pnl=234.5, previous_return=0.0234))
+    for expected in ("2025-07-10", "10,234.50", "Yesterday 2025-07-09", "+234.50", "+2.34 %"):
+        assert expected in day, expected
+    first = format_day_started(DayStarted(ts=1.0, day="2025-07-10", start_balance=500.0))
+    assert "No previous day" in first
 
 
-def test_status_names_a_symbol_risk_did_not_report() -> None:
-    text = format_status(risk_state({"XAUUSDm": "A"}), SYMBOLS)
-    assert "BTCUSDm: not reported" in text
-
-
-def test_status_text_for_reply_timeout_and_error() -> None:
-    core, _ = make_core()
+def test_requests_carry_the_market_time_seen_not_the_clock() -> None:
+    core, clock = make_core()
     request = core.status_request()
-    assert isinstance(request, RiskStateRequest) and request.ts == FakeClock().now()
-    reply = RiskStateReply(ts=1.0, parent=request.id, state=risk_state())
-    assert "XAUUSDm: regime B" in core.status_text(reply)
-    assert core.status_text(None) == RISK_SILENT
-    error = ErrorReply(ts=1.0, parent=request.id, code="busy", text="warming up")
-    assert "warming up" in core.status_text(error)
+    assert isinstance(request, RiskStateRequest) and request.ts == clock.now()  # nothing seen yet
+    core.notify(risk_state().model_copy(update={"ts": MARKET_NOW - 86_400 * 300}))
+    assert core.status_request().ts == MARKET_NOW - 86_400 * 300
+    core.notify(filled_report(ts=MARKET_NOW - 86_400 * 400))  # older: market time never goes back
+    assert core.market_now() == MARKET_NOW - 86_400 * 300
 
 
 def test_notify_only_for_owner_events() -> None:
     core, _ = make_core()
     assert len(core.notify(filled_report())) == 1
     assert core.notify(risk_state()) == []
+    for topic in (topics.RISK_DAY, topics.RISK_LOCK, topics.RISK_REGIME):
+        assert core.on_gap(topic, 1)
     assert core.on_gap(topics.RISK_EXECUTION, 2) and "2 message(s)" in core.on_gap(topics.RISK_EXECUTION, 2)[0]
     assert core.on_gap(topics.RISK_STATE, 5) == []
     assert core.on_gap(topics.RISK_EXECUTION, 0) == []
@@ -132,4 +142,5 @@ def test_help_is_generated_from_the_registry() -> None:
     commands = with_help([Command("status", "what risk knows", answer), Command("ping", "alive?", answer)])
     assert [c.name for c in commands] == ["status", "ping", "help"]
     text = asyncio.run(commands[-1].answer([]))
+    assert isinstance(text, str)
     assert "/status - what risk knows" in text and "/ping - alive?" in text and "/help" in text

@@ -10,12 +10,19 @@ import time
 
 import pytest
 
-from services.telegram.core import REFUSAL, RISK_SILENT
+from services.telegram.core import REFUSAL
 from shared import topics
-from shared.messages import RegimeChanged, RiskStateRequest
+from shared.messages import DayStarted, RegimeChanged, RiskStateRequest, TradingLocked
 from shared.secrets import load_secrets
 from tests.fakes.telegram_api import FakeTelegramServer, SentMessage
-from tests.unit.telegram.conftest import ADMIN_ID, STRANGER_ID, FakeRisk, ServiceFactory, filled_report
+from tests.unit.telegram.conftest import (
+    ADMIN_ID,
+    STRANGER_ID,
+    FakePeer,
+    FakeRisk,
+    ServiceFactory,
+    filled_report,
+)
 
 
 def _has(fake: FakeTelegramServer, text: str) -> bool:
@@ -26,7 +33,7 @@ def _status_reply(message: SentMessage) -> bool:
     return message.chat_id == ADMIN_ID and "Trading:" in message.text
 
 
-def test_admin_status_shows_both_regimes(fake: FakeTelegramServer, risk: FakeRisk,
+def test_admin_status_shows_both_regimes(fake: FakeTelegramServer, risk: FakeRisk, gateway: FakePeer,
                                          start_service: ServiceFactory) -> None:
     risk.start_router()
     start_service()
@@ -38,15 +45,15 @@ def test_admin_status_shows_both_regimes(fake: FakeTelegramServer, risk: FakeRis
     assert caller == "telegram" and isinstance(request, RiskStateRequest)
 
 
-def test_stranger_is_refused_and_risk_hears_nothing(fake: FakeTelegramServer, risk: FakeRisk,
+def test_stranger_is_refused_and_risk_hears_nothing(fake: FakeTelegramServer, risk: FakeRisk, gateway: FakePeer,
                                                     start_service: ServiceFactory) -> None:
     risk.start_router()
     start_service()
     fake.push_message("/status", STRANGER_ID)
     refusal = fake.wait_for_message(lambda m: m.chat_id == STRANGER_ID, timeout=10)
     assert refusal.text == REFUSAL
-    # PTB handles updates in order, so once the admin's later /status is answered the stranger's
-    # attempt is fully handled: risk must have seen exactly one request, the admin's.
+    # The refusal is the guard's last step, so the stranger's attempt is fully handled: after the
+    # admin's /status, risk must have seen exactly one request, the admin's.
     fake.push_message("/status", ADMIN_ID)
     fake.wait_for_message(_status_reply, timeout=10)
     assert len(risk.received()) == 1
@@ -57,17 +64,20 @@ def test_help_and_menu_come_from_the_command_registry(fake: FakeTelegramServer,
                                                       start_service: ServiceFactory) -> None:
     start_service()
     menu = fake.wait_for_request("setMyCommands", timeout=10)
-    assert [c["command"] for c in menu.params["commands"]] == ["status", "help"]
+    names = [c["command"] for c in menu.params["commands"]]
+    assert names == ["start", "status", "start_trading", "stop_trading", "balance", "positions", "pnl", "tek_prof",
+                     "stop_ls", "closeall", "restart", "help"]
     fake.push_message("/help", ADMIN_ID)
     text = fake.wait_for_message(lambda m: m.chat_id == ADMIN_ID, timeout=10).text
-    assert "/status" in text and "/help" in text
+    assert [line.split(" ", 1)[0] for line in text.splitlines()[1:]] == [f"/{name}" for name in names]
 
 
-def test_silent_risk_gets_an_answer_then_reconnects(fake: FakeTelegramServer, risk: FakeRisk,
+def test_silent_risk_gets_an_answer_then_reconnects(fake: FakeTelegramServer, risk: FakeRisk, gateway: FakePeer,
                                                     start_service: ServiceFactory) -> None:
-    start_service(risk_timeout_s=0.5)
+    start_service(peer_timeout_s=0.5)
     fake.push_message("/status", ADMIN_ID)
-    fake.wait_for_message(lambda m: m.text == RISK_SILENT, timeout=10)
+    silent = fake.wait_for_message(lambda m: m.chat_id == ADMIN_ID and "risk not answering" in m.text, timeout=10)
+    assert "Trading:" not in silent.text and "XAUUSDm:" in silent.text  # the rest of /status still answers
     risk.start_router()
     fake.push_message("/status", ADMIN_ID)
     reply = fake.wait_for_message(_status_reply, timeout=10)
@@ -75,21 +85,31 @@ def test_silent_risk_gets_an_answer_then_reconnects(fake: FakeTelegramServer, ri
     assert len(risk.received()) == 1  # the timed-out request died with its socket (linger 0)
 
 
-def test_filled_report_and_regime_change_reach_the_admin(fake: FakeTelegramServer, risk: FakeRisk,
-                                                         start_service: ServiceFactory) -> None:
+def test_every_notification_reaches_the_admin_with_its_content(fake: FakeTelegramServer, risk: FakeRisk,
+                                                                start_service: ServiceFactory) -> None:
     start_service()
     # Malformed frames are counted and dropped by the shared Subscriber; the service lives on.
     risk.publisher.socket.send_multipart([topics.RISK_EXECUTION.encode(), b"no header"])
     risk.publisher.socket.send_multipart([topics.RISK_EXECUTION.encode(), bytes(16), b"\xc1 not msgpack"])
-    risk.publish_until(topics.RISK_EXECUTION, filled_report(), lambda: _has(fake, "Order opened"))
-    opened = fake.wait_for_message(lambda m: "Order opened" in m.text)
-    assert opened.chat_id == ADMIN_ID
-    for expected in ("XAUUSDm BUY", "0.02 lots", "SL 2345.5", "TP 2360.25", "87 %"):
-        assert expected in opened.text, expected
-    regime = RegimeChanged(ts=1.0, symbol="XAUUSDm", old="A", new="B", reason="daily target reached",
-                           day_return=0.2)
-    risk.publish_until(topics.RISK_REGIME, regime, lambda: _has(fake, "daily target reached"))
-    assert fake.wait_for_message(lambda m: "daily target reached" in m.text).chat_id == ADMIN_ID
+    events = [
+        (topics.RISK_EXECUTION, filled_report(),
+         ("Order opened: XAUUSDm BUY", "Leg XAU-1752080460-1: 0.02 lots @ 2350.15", "SL 2345.5 | TP 2360.25",
+          "Confidence 87 % | regime A", "ema stack up; rsi 58 rising", "Latency 123 ms | slippage 5 points")),
+        (topics.RISK_REGIME, RegimeChanged(ts=1.0, symbol="XAUUSDm", old="A", new="B",
+                                           reason="daily target reached", day_return=0.2),
+         ("Regime XAUUSDm: A -> B (protective)", "Reason: daily target reached", "+20.00 %")),
+        (topics.RISK_LOCK, TradingLocked(ts=2.0, symbol="BTCUSDm", reason="daily loss 5% reached", day_return=-0.05),
+         ("TRADING LOCKED on BTCUSDm", "Reason: daily loss 5% reached", "-5.00 %")),
+        (topics.RISK_DAY, DayStarted(ts=3.0, day="2025-07-10", start_balance=10_250.0, previous_day="2025-07-09",
+                                     previous_pnl=250.0, previous_return=0.025),
+         ("New trading day 2025-07-10", "Yesterday 2025-07-09: +250.00 (+2.50 %)")),
+    ]
+    for topic, event, expected in events:
+        risk.publish_until(topic, event, lambda first=expected[0]: _has(fake, first))  # type: ignore[misc]
+        text = "\n".join(m.text for m in fake.sent_messages() if m.chat_id == ADMIN_ID)
+        for line in expected:
+            assert line in text, line
+    assert all(m.chat_id == ADMIN_ID for m in fake.sent_messages())
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # PTB's own RetryAfter()
