@@ -170,6 +170,10 @@ class BarAggregator:
         """Close and return every pending window whose end is <= ``now`` (oldest first)."""
         return _ordered(self._flush(now, None))
 
+    def flush_symbol(self, symbol: str, now: float) -> list[Bar]:
+        """Like ``flush`` for one symbol: its M1 bars are complete up to ``now`` (a live feed's horizon)."""
+        return _ordered(self._flush(now, symbol))
+
     def _flush(self, now: float, symbol: str | None) -> list[Bar]:
         # add() closes only its own symbol's windows: another symbol's bar of the same minute may
         # still be on its way in the same update.

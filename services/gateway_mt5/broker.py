@@ -35,12 +35,18 @@ class MarketUpdate:
     builds M5/M15 from them. ``ticks`` holds at most the latest quote per symbol (the sim keeps the
     inner path of each bar to itself). ``deals`` are exit deals, e.g. SL/TP hits. ``now`` is the
     market time reached.
+
+    ``horizons``: per symbol, the market time up to which its closed M1 bars have all been delivered.
+    A live terminal's symbols tick at their own pace, so the gateway closes a symbol's M5/M15 windows
+    by its own horizon, and not at all for a symbol missing from it (its poll failed). None (the sim,
+    which replays every symbol to ``now``): every window by ``now``.
     """
 
     now: float
     bars: list[Bar] = field(default_factory=list)
     ticks: list[Tick] = field(default_factory=list)
     deals: list[DealClosed] = field(default_factory=list)
+    horizons: dict[str, float] | None = None
 
 
 class Broker(Protocol):

@@ -58,18 +58,26 @@ class GatewayCore:
         self._last_tick: dict[str, Tick] = {}
         self._aggregator = BarAggregator(("M5", "M15"))
         self._last_bar_time: dict[tuple[str, str], int] = {}
+        self._symbols: list[str] = []
+        self._connect_error = ""
         self.duplicate_bars = 0
         self.refused_requests = 0
 
     # ------------------------------------------------------------------ market data
 
     def connect(self) -> bool:
+        """(Re)connect the broker; the same failure is logged once, not at every poll."""
         try:
             self.broker.connect()
         except BrokerUnavailable as exc:
-            log.warning("broker unavailable: %s", exc)
+            if str(exc) != self._connect_error:
+                log.warning("broker unavailable: %s", exc)
+                self._connect_error = str(exc)
             self.connected = False
             return False
+        if self._connect_error:
+            log.info("broker connected again")
+        self._connect_error = ""
         self.connected = True
         return True
 
@@ -90,7 +98,11 @@ class GatewayCore:
             if published:  # a repeated M1 bar must not reach the aggregator either
                 out.extend(published)
                 out.extend(self._publish_bars(self._aggregator.add(bar)))
-        out.extend(self._publish_bars(self._aggregator.flush(update.now)))
+        if update.horizons is not None:
+            for symbol, horizon in update.horizons.items():
+                out.extend(self._publish_bars(self._aggregator.flush_symbol(symbol, horizon)))
+        else:
+            out.extend(self._publish_bars(self._aggregator.flush(update.now)))
         for tick in update.ticks:
             self._last_tick[tick.symbol] = tick
             out.append((topics.tick(tick.symbol), tick))
@@ -129,7 +141,12 @@ class GatewayCore:
         return SymbolHealth(ok=True, reason="ok", market_open=True, last_tick_age_s=age)
 
     def heartbeat(self) -> Publication:
-        symbols = {symbol: self.symbol_health(symbol) for symbol in self.broker.symbols()}
+        """Per symbol: fresh or not, and why. Works while the broker is unreachable (that is when it matters)."""
+        try:
+            self._symbols = self.broker.symbols()
+        except BrokerUnavailable:
+            self.connected = False  # the symbols seen last are still the ones served
+        symbols = {symbol: self.symbol_health(symbol) for symbol in self._symbols}
         beat = GatewayHeartbeat(ts=self.market_now, backend=self.broker.backend, connected=self.connected,
                                 symbols=symbols, dropped_requests=self.refused_requests)
         return topics.HEARTBEAT, beat

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
+from pathlib import Path
 
 import zmq
 from pydantic import BaseModel, ConfigDict
@@ -12,11 +15,14 @@ from services.gateway_mt5.broker import Broker
 from services.gateway_mt5.core import GatewayCore
 from services.gateway_mt5.sim.broker import SimBroker
 from services.gateway_mt5.sim.config import SimConfig
+from services.gateway_mt5.terminal.adapter import TerminalBroker
+from services.gateway_mt5.terminal.lock import LockHeld
+from services.gateway_mt5.terminal.settings import TerminalSettings, api_factory, credentials, terminal_settings
 from shared.bus import Publisher, Replier
 from shared.clock import Clock, LiveClock
-from shared.config import ConfigError, LoadedConfig, validate_table
-from shared.secrets import Secrets
-from shared.service import EventLoop, drain
+from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, load_config, validate_table
+from shared.secrets import Secrets, load_secrets
+from shared.service import CONFIG_VARIABLE, DEFAULT_CONFIG, EventLoop, drain
 
 log = logging.getLogger("gateway_mt5")
 
@@ -28,27 +34,62 @@ class _SimTable(BaseModel):
     sim: SimConfig
 
 
-def validate_backend_config(config: LoadedConfig) -> SimConfig | None:
-    """Check the broker backend's own settings (main.py calls this before starting anything)."""
+def validate_backend_config(config: LoadedConfig) -> SimConfig | TerminalSettings:
+    """Check the broker backend's own settings (main.py calls this before starting anything).
+
+    ``mt5`` / ``mt5linux``: market hours, a loopback bridge and the package being installed (a missing
+    one is a ConfigError naming what to install). The credentials are checked by ``make_broker``.
+    """
     backend = config.system.broker.backend
     if backend == "sim":
         return validate_table(config.path, {"sim": config.system.sim}, _SimTable).sim
-    raise ConfigError(
-        f"{config.path}: broker.backend = {backend!r} is not available in this build yet (the MetaTrader5 "
-        "and mt5linux adapters arrive with the gateway issue); use 'sim'"
-    )
+    return terminal_settings(config)
 
 
-def make_broker(config: LoadedConfig, clock: Clock) -> Broker:
-    """The backend named in config. Relative data files of the simulator are read from paths.data_dir."""
-    sim_config = validate_backend_config(config)
-    assert sim_config is not None
-    return SimBroker(sim_config, clock, data_dir=config.system.paths.data_dir)
+def make_broker(config: LoadedConfig, clock: Clock, secrets: Secrets | None = None) -> Broker:
+    """The backend named in config. Relative data files of the simulator are read from paths.data_dir.
+
+    A real backend takes its single-instance locks here: a second gateway for the same terminal or
+    account stops with a ConfigError (exit 2) before it opens any socket.
+    """
+    settings = validate_backend_config(config)
+    if isinstance(settings, SimConfig):
+        return SimBroker(settings, clock, data_dir=config.system.paths.data_dir)
+    creds = credentials(secrets if secrets is not None else load_secrets(), settings.backend)
+    try:
+        return TerminalBroker(settings, creds, api_factory(settings), clock)
+    except LockHeld as exc:
+        raise ConfigError(f"broker.backend = {settings.backend!r}: {exc}") from None
+
+
+def precheck(argv: list[str]) -> int:
+    """Check the backend (package installed, bridge on loopback, hours, credentials) before logging starts.
+
+    run_service sets up logging before ``serve`` runs, so a problem found there reaches stderr as three
+    lines; found here it is the one line (exit 2) an operator running the gateway by hand should see.
+    Anything else is left to run_service, which reports it the usual way.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config", type=Path, default=Path(os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG)))
+    args, _ = parser.parse_known_args(argv)
+    try:
+        config = load_config(args.config)
+        secrets = load_secrets()
+    except (ConfigError, ValueError):
+        return 0  # run_service reports these
+    try:
+        settings = validate_backend_config(config)
+        if isinstance(settings, TerminalSettings):
+            credentials(secrets, settings.backend)
+    except ConfigError as exc:
+        print(f"gateway_mt5: configuration error: {exc}", file=sys.stderr)
+        return CONFIG_EXIT_STATUS
+    return 0
 
 
 def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> None:
     clock = LiveClock()
-    broker = make_broker(config, clock)  # config errors surface here, before any socket
+    broker = make_broker(config, clock, secrets)  # config errors surface here, before any socket
     settings = config.system.gateway
     core = GatewayCore(broker, settings, clock)
     core.connect()
@@ -84,7 +125,10 @@ def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> N
     try:
         loop.run()
     finally:
-        broker.shutdown()
+        if isinstance(broker, TerminalBroker):
+            broker.close()  # also releases the single-instance locks
+        else:
+            broker.shutdown()
         publisher.close()
         replier.close()
         ctx.term()

@@ -1,8 +1,9 @@
 """The embedded simulated broker: an MT5-faithful trade server replaying real M1 history.
 
-Modules: config (the [sim] table), history (M1 loader), schedule (market hours), feed (one replayed
-symbol), ledger (account, positions, money, SL/TP/stop-out on the tick path), orders (order_send
-checks and retcodes), faults (seeded faults), trusted (fast output construction), broker (SimBroker).
+Modules: config (the [sim] table), history (M1 loader), feed (one replayed symbol), ledger (account,
+positions, money, SL/TP/stop-out on the tick path), orders (order_send checks and retcodes), faults
+(seeded faults), trusted (fast output construction), broker (SimBroker). Market hours live in
+../hours.py, shared with the real backends.
 
 Choices where MT5-FACTS is silent (each explained where it is made):
 - tick path per M1 bar: open, nearer extreme, other extreme, close at 0/15/30/59 s; a tie goes low
@@ -16,10 +17,10 @@ Choices where MT5-FACTS is silent (each explained where it is made):
 - DealClosed.side is the deal's type (a buy position exits with a "sell" deal), as MT5 reports it.
 """
 
+from services.gateway_mt5.hours import MarketHours
 from services.gateway_mt5.sim.broker import PacingClock, SimBroker
 from services.gateway_mt5.sim.config import (
     FaultConfig,
-    MarketHours,
     SimConfig,
     SpecConfig,
     SpreadConfig,

@@ -138,12 +138,28 @@ class SimBroker:
     # ------------------------------------------------------------------ Broker interface
 
     def connect(self) -> None:
-        """initialize + login; the replay clock starts at the first successful connect."""
+        """initialize + login; the replay clock starts at the first successful connect.
+
+        Inside a disconnect window each attempt first lets the market run on as far as a poll would
+        (what it replays is handed over by the first poll after the window), so a gateway retrying
+        its connection sees the window end, as it would with a real terminal.
+        """
+        if self._mono0 is not None and self._faults.disconnected(self._now):
+            self._run_unreachable()
         if self._faults.disconnected(self._now):
             raise BrokerUnavailable("sim: IPC disconnected (injected fault): terminal not reachable")
         self._connected = True
         if self._mono0 is None:
             self._mono0 = self._clock.monotonic()
+
+    def _run_unreachable(self) -> None:
+        try:
+            update = self._step()
+        except BrokerUnavailable:
+            return  # still inside the window: the replayed bars and deals are pending
+        self._pending_bars, self._pending_deals = update.bars, update.deals
+        for tick in update.ticks:  # deliver the latest quotes again with the first poll
+            self._by_name[tick.symbol].delivered_msc = -1
 
     def shutdown(self) -> None:
         """Disconnect; the market keeps running and a later connect() catches up."""
@@ -167,6 +183,22 @@ class SimBroker:
         """symbol_info_tick(): the server's current quote (even while the feed is stale)."""
         self._link()
         return self._feed(symbol).tick()
+
+    def forming(self, symbol: str) -> Bar | None:
+        """The M1 bar in progress at the market time as a live terminal shows it after its first tick.
+
+        Open = high = low = close = the bar's open, one tick: what copy_rates_from_pos(.., 0, ..) returns
+        as position 0 a moment into a minute. None between bars, past the data or while the feed is
+        stale. The fake MetaTrader5 of the tests uses it to show the adapter a real forming bar.
+        """
+        self._link()
+        feed = self._feed(symbol)
+        i = feed.cursor + 1
+        if i >= len(feed.t) or not feed.t[i] <= self._now < feed.t[i] + 60 or self._visible(feed) < self._now:
+            return None
+        t = feed.t[i]
+        return Bar(id=bar_id(symbol, "M1", t), ts=float(t + 60), symbol=symbol, timeframe="M1", time=t,
+                   open=feed.o[i], high=feed.o[i], low=feed.o[i], close=feed.o[i], tick_volume=1, spread=feed.s[i])
 
     def account(self) -> AccountSnapshot:
         """account_info(): equity = balance + sum of position profit and swap, at this instant."""
@@ -217,6 +249,9 @@ class SimBroker:
         """Replay up to the paced market time (speed 0: the next max_bars_per_poll bars)."""
         if not self._connected:
             raise BrokerUnavailable("sim broker not connected: call connect()")
+        return self._step()
+
+    def _step(self) -> MarketUpdate:
         speed = self._config.speed
         if speed == 0 or self._mono0 is None:
             return self._advance(None, self._config.max_bars_per_poll)

@@ -8,11 +8,13 @@ its data file, spec and hours in full.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
+
+from services.gateway_mt5.hours import MarketHours
 
 XAU_DATA = Path("XAUUSDm_M1_2025-07-09_2025-08-12.csv.gz")
 BTC_DATA = Path("BTCUSDm_M1_2025-07-09_2025-08-12.csv.gz")
@@ -89,32 +91,6 @@ class SpecConfig(Frozen):
             )
         if not self.volume_min <= self.volume_max:
             raise ValueError(f"volume_min {self.volume_min} > volume_max {self.volume_max}")
-        return self
-
-
-class MarketHours(Frozen):
-    """When a symbol trades (MT5 has no trading-hours call, so the schedule is configuration).
-
-    Gold: a daily one-hour break whose UTC start follows daylight saving (``dst``: "us" = second Sunday
-    of March to first Sunday of November, by UTC date; "eu" = last Sunday of March to last Sunday of
-    October; "none" = always the winter time), and a weekend from Friday's break start to Sunday's
-    break end. ``always_open`` (bitcoin) ignores everything else.
-    """
-
-    always_open: bool = False
-    weekend_closed: bool = True
-    daily_break: bool = True
-    break_start_summer: time = time(21, 0)
-    break_start_winter: time = time(22, 0)
-    break_minutes: int = Field(default=60, ge=1, le=1439)
-    dst: Literal["us", "eu", "none"] = "us"
-
-    @model_validator(mode="after")
-    def _break_within_day(self) -> Self:
-        for name in ("break_start_summer", "break_start_winter"):
-            start: time = getattr(self, name)
-            if start.hour * 60 + start.minute + self.break_minutes > 1440:
-                raise ValueError(f"{name} {start} + break_minutes {self.break_minutes} crosses midnight")
         return self
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import numpy as np
 
 from services.gateway_mt5.aggregate import BarArrays, aggregate, bar_id
+from services.gateway_mt5.hours import MarketSchedule
 from services.gateway_mt5.sim.config import SymbolConfig
 from services.gateway_mt5.sim.history import HistoryError, M1History
 from services.gateway_mt5.sim.ledger import PATH_OFFSETS
-from services.gateway_mt5.sim.schedule import MarketSchedule
 from services.gateway_mt5.sim.trusted import construct
 from shared.messages import TIMEFRAME_MINUTES, Bar, SymbolSpec, Tick, Timeframe
 

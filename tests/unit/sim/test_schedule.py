@@ -6,8 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from services.gateway_mt5.sim.config import MarketHours
-from services.gateway_mt5.sim.schedule import MarketSchedule, summer_time
+from services.gateway_mt5.hours import MarketHours, MarketSchedule, summer_time
 
 
 def at(text: str) -> float:

@@ -1,13 +1,51 @@
-"""Market hours: whether a symbol trades at a market time, from its ``MarketHours`` config."""
+"""Market hours: when a symbol trades. MT5 has no trading-hours call, so the schedule is configuration.
+
+One model and one schedule for every backend: the simulated broker refuses orders (10018) and stays
+silent outside these hours, and the real backends (mt5, mt5linux) report ``market_open`` from them, so
+the heartbeat says "market_closed" the same way whatever sits behind the gateway.
+"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, time, timedelta
+from typing import Literal, Self
 
-from services.gateway_mt5.sim.config import MarketHours
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DAY = 86_400
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+class MarketHours(BaseModel):
+    """When a symbol trades (MT5 has no trading-hours call, so the schedule is configuration).
+
+    Gold: a daily one-hour break whose UTC start follows daylight saving (``dst``: "us" = second Sunday
+    of March to first Sunday of November, by UTC date; "eu" = last Sunday of March to last Sunday of
+    October; "none" = always the winter time), and a weekend from Friday's break start to Sunday's
+    break end. ``always_open`` (bitcoin) ignores everything else.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    always_open: bool = False
+    weekend_closed: bool = True
+    daily_break: bool = True
+    break_start_summer: time = time(21, 0)
+    break_start_winter: time = time(22, 0)
+    break_minutes: int = Field(default=60, ge=1, le=1439)
+    dst: Literal["us", "eu", "none"] = "us"
+
+    @model_validator(mode="after")
+    def _break_within_day(self) -> Self:
+        for name in ("break_start_summer", "break_start_winter"):
+            start: time = getattr(self, name)
+            if start.hour * 60 + start.minute + self.break_minutes > 1440:
+                raise ValueError(f"{name} {start} + break_minutes {self.break_minutes} crosses midnight")
+        return self
+
+
+PRESET_HOURS: dict[str, MarketHours] = {"XAUUSDm": MarketHours(), "BTCUSDm": MarketHours(always_open=True)}
+"""Exness hours of the shipped symbols (MT5-FACTS): gold Mon-Fri with its daily break, bitcoin 24/7."""
 
 
 def _nth_sunday(year: int, month: int, n: int) -> date:
