@@ -46,6 +46,9 @@ class RiskTable(Table):
     max_risk_per_trade: float = Field(0.02, gt=0, le=0.1)
     max_positions: int = Field(3, ge=1, le=100, description="open positions of ours on this symbol")
     fixed_volume: float = Field(0.0, ge=0, description="0 = lot from the balance tiers")
+    # Added with the risk service (issue 5): how regime B reduces risk. Defaults keep older files loading.
+    regime_b_lot_factor: float = Field(0.5, gt=0, le=1, description="regime B: lot x this (then the step)")
+    regime_b_max_orders: int = Field(1, ge=1, le=3, description="regime B: at most this many legs per plan")
 
     @model_validator(mode="after")
     def _ordered(self) -> RiskTable:
@@ -73,6 +76,45 @@ class SignalTable(Table):
         default_factory=lambda: {"trend": 0.50, "momentum": 0.25, "meanrev": 0.10, "structure": 0.10,
                                  "volume": 0.05}
     )
+    # Added with the strategy engine (shared/strategy); every key has a default, so older files still load.
+    tf_weights: dict[str, float] = Field(
+        default_factory=lambda: {"M1": 0.50, "M5": 0.30, "M15": 0.20},
+        description="how much each timeframe counts in a vote when M5 and M15 are fresh (M1 alone otherwise)",
+    )
+    confidence_tiers: tuple[tuple[float, float], ...] = Field(
+        ((0.25, 0.80), (0.45, 0.88), (0.60, 0.92), (0.75, 0.95)),
+        description="rows [strength, cap]: a signal weaker than `strength` shows at most `cap`; "
+        "from the last row's strength on, confidence_cap",
+    )
+    spread_free_atr: float = Field(0.10, ge=0, le=10, description="spread (in M1 ATRs) that costs nothing")
+    spread_penalty_per_atr: float = Field(20.0, ge=0, le=1000, description="confidence points per ATR above that")
+    spread_penalty_max: float = Field(10.0, ge=0, le=100, description="most confidence points a spread costs")
+    tick_gap_penalty: float = Field(4.0, ge=0, le=100, description="points off after missing M1 bars")
+    tick_thin_fraction: float = Field(0.25, ge=0, le=1, description="a bar below this x average volume is thin")
+    tick_thin_penalty: float = Field(4.0, ge=0, le=100, description="points off for an empty bar (less if thin)")
+    tick_stale_penalty: float = Field(8.0, ge=0, le=100, description="points off while the gateway says stale")
+    tick_penalty_max: float = Field(10.0, ge=0, le=100, description="most confidence points tick quality costs")
+    off_volatility_factor: float = Field(
+        0.6, ge=0, le=1, description="strength x this when the M5 ATR/price is outside [atr_rel_lo, atr_rel_hi]"
+    )
+
+    @model_validator(mode="after")
+    def _engine_keys(self) -> SignalTable:
+        unknown = set(self.weights) - {"trend", "momentum", "meanrev", "structure", "volume"}
+        if unknown or any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError(f"weights {self.weights}: names trend, momentum, meanrev, structure, volume only, "
+                             "each >= 0, summing to more than 0")
+        if set(self.tf_weights) != {"M1", "M5", "M15"} or any(w < 0 for w in self.tf_weights.values()) \
+                or self.tf_weights["M1"] <= 0:
+            raise ValueError(f"tf_weights {self.tf_weights}: give M1 (> 0), M5 and M15 (>= 0)")
+        strengths = [row[0] for row in self.confidence_tiers]
+        if strengths != sorted(set(strengths)) or any(not 0 < s <= 1 or not 0 < c <= 1
+                                                      for s, c in self.confidence_tiers):
+            raise ValueError("confidence_tiers rows [strength, cap] need strictly increasing strengths, "
+                             "both in (0, 1]")
+        if self.confidence_floor > self.confidence_cap:
+            raise ValueError("confidence_floor must be <= confidence_cap")
+        return self
 
 
 class IndicatorTable(Table):
@@ -93,23 +135,41 @@ class IndicatorTable(Table):
     min_bars_m1: int = Field(200, ge=1, le=5000)
     min_bars_m5_m15: int = Field(180, ge=1, le=5000)
     min_bar_age_sec: int = Field(1, ge=0, le=3600)
+    macd_fast: int = Field(12, ge=1, le=500)
+    macd_slow: int = Field(26, ge=2, le=1000)
+    macd_signal: int = Field(9, ge=1, le=500)
+    bb_period: int = Field(20, ge=2, le=1000)
+    bb_nbdev: float = Field(2.0, gt=0, le=10, description="Bollinger band width in standard deviations")
 
     @model_validator(mode="after")
     def _emas_increase(self) -> IndicatorTable:
         if not self.ema_short < self.ema_mid < self.ema_long < self.ema_vlong:
             raise ValueError("EMA periods must increase: ema_short < ema_mid < ema_long < ema_vlong")
+        if self.macd_fast >= self.macd_slow:
+            raise ValueError("macd_fast must be < macd_slow")
         return self
 
 
 class PatternTable(Table):
     z_vol_hot: float = Field(2.2, ge=0, le=20)
     rn_step: float = Field(5.0, gt=0, description="round-number step in price units (gold 5, bitcoin 100)")
-    rn_buffer_pct: float = Field(0.0012, ge=0, le=0.1)
+    rn_buffer_pct: float = Field(
+        0.0012, ge=0, le=0.1,
+        description="a PERCENT of price: 0.0012 means 0.0012 % (gold at 3,300: +-0.04 around each 5 USD level)",
+    )
     fvg_min_atr_mult: float = Field(0.35, ge=0, le=10)
     sweep_min_atr_mult: float = Field(0.15, ge=0, le=10)
     extreme_lookback: int = Field(120, ge=1, le=5000)
     extreme_atr_mult: float = Field(1.7, ge=0, le=20)
-    extreme_near_pct: float = Field(0.12, ge=0, le=1)
+    extreme_near_pct: float = Field(0.12, ge=0, le=1, description="a FRACTION of the lookback's high-low range")
+    # Added with the strategy engine (shared/strategy); every key has a default.
+    structure_memory_bars: int = Field(5, ge=1, le=500, description="bars a pattern keeps voting, fading")
+    sweep_lookback: int = Field(20, ge=1, le=5000)
+    ob_impulse_atr_mult: float = Field(1.5, ge=0, le=20)
+    ob_max_bars: int = Field(3, ge=1, le=100)
+    div_pivot_bars: int = Field(3, ge=1, le=100, description="bars each side of a divergence pivot")
+    div_lookback: int = Field(60, ge=1, le=5000)
+    rn_strength_factor: float = Field(0.85, ge=0, le=1, description="strength x this near a round number")
 
 
 class SlTpTable(Table):
@@ -170,6 +230,7 @@ class MultiOrderTable(Table):
 class LimitsTable(Table):
     max_trades_per_hour: int = Field(20, ge=0, description="0 = unlimited")
     max_signals_per_day: int = Field(0, ge=0, description="0 = unlimited")
+    max_signals_per_hour: int = Field(0, ge=0, description="plans in the last hour of market time, 0 = unlimited")
     cooldown_seconds: float = Field(60.0, ge=0, description="market seconds after a fill")
     analysis_cooldown_sec: float = Field(1.0, ge=0)
     overnight_block_hours: float = Field(0.0, ge=0, le=24)
@@ -190,6 +251,10 @@ class ExecutionTable(Table):
     exec_max_ewma_slippage_points: float = Field(15.0, ge=0)
     exec_breaker_sec: float = Field(120.0, ge=0)
     max_spread_points: float = Field(0.0, ge=0, description="0 = no fixed cap")
+    # Added with the risk service (issue 5): the execution-quality monitor over the last exec_window reports.
+    exec_max_reject_rate: float = Field(0.5, ge=0, le=1, description="rejected + unknown legs / reports")
+    exec_min_samples: int = Field(10, ge=1, description="reports in the window before the monitor may pause")
+    exec_ewma_alpha: float = Field(0.2, gt=0, le=1, description="weight of the newest slippage in the EWMA")
 
 
 class MarketTable(Table):

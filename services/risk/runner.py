@@ -1,12 +1,15 @@
 """The risk process: the sockets around ``RiskCore``, nothing else.
 
-- PULL ``risk_in``: signals (strategies), execution reports and status (executor).
+- PULL ``risk_in``: signals (strategies), execution reports, adopted positions and status (executor).
 - SUB ``gateway_pub``: heartbeat, account, deals.
-- PUB ``risk_pub``: regime changes, refusals, forwarded execution reports, the periodic RiskState.
+- PUB ``risk_pub``: regime changes, trade-locks, new days, refusals, forwarded execution reports and
+  adoptions, the periodic RiskState.
 - PUSH -> ``executor_in``: order plans.
 - ROUTER ``risk_rep``: the trading switch and state requests (Telegram).
-- DEALER (identity "risk") -> ``gateway_rep``: symbol specs, the account and our open positions, asked
-  at start and again (1 s timeouts, backing off to 30 s) until the gateway has answered each of them.
+- DEALER (identity "risk") -> ``gateway_rep``: symbol specs and the account until known; the open
+  positions every gateway.account_interval_s (our floating P&L and open counts); the day's exit deals at
+  start, after a gap on the deal topic, while a closed position's deal is missing, and every minute with
+  the specs (1 s timeouts; a silent gateway is asked again after 1 s, backing off to 30 s).
 
 A crash inside the core ends the process (status 1, logged): supervisord restarts it and the state
 comes back from SQLite, which is safer for the owner of the trading day than going on half-updated.
@@ -20,6 +23,7 @@ import logging
 import zmq
 
 from services.risk.core import Outgoing, RiskCore
+from services.risk.regimes import day_start
 from services.risk.store import RiskStore
 from shared import topics
 from shared.bus import Publisher, Puller, Pusher, Received, Replier, Requester, Subscriber
@@ -29,9 +33,9 @@ from shared.logs import append_line
 from shared.messages import (
     AccountRequest,
     AnyMessage,
+    DealsRequest,
     ErrorReply,
     Message,
-    PositionsReply,
     PositionsRequest,
     SymbolSpecRequest,
 )
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 1.0
 FETCH_RETRY_MIN_S = 1.0
 FETCH_RETRY_MAX_S = 30.0
+RECONCILE_S = 60.0  # the day's exit deals and the symbol specs, asked again at this cadence
 TIMER_TICK_S = 0.1
 HEALTH_FILE = "portfolio_engine_health.log"
 STORE_FILE = "risk.sqlite"
@@ -64,9 +69,14 @@ class RiskRunner:
         self.executor = Pusher(ctx, system.endpoint("executor_in"))
         self.replier = Replier(ctx, system.endpoint("risk_rep"), name="risk_rep")
         self.requester = Requester(ctx, system.endpoint("gateway_rep"), identity="risk")
-        self._positions_known = False
+        self._symbols = list(config.symbols)
+        magics = {cfg.symbol.magic for cfg in config.symbols.values()}
+        self._magic = magics.pop() if len(magics) == 1 else None  # one magic for every symbol: ask only ours
+        self._poll_s = system.gateway.account_interval_s
+        self._deals_wanted = True  # at start: deals published while risk was down were lost on PUB/SUB
         self._fetch_retry_s = FETCH_RETRY_MIN_S
-        self._next_fetch_at = 0.0
+        self._next_sync_at = 0.0
+        self._next_reconcile_at = 0.0
         self.loop = EventLoop(clock)
         self.loop.on_readable(self.inbox.socket, self._on_inbox)
         self.loop.on_readable(self.gateway.socket, self._on_gateway)
@@ -76,7 +86,7 @@ class RiskRunner:
 
     def run(self) -> None:
         """Serve until SIGTERM / SIGINT."""
-        self._fetch_broker_info()
+        self._sync_with_gateway()
         self.loop.run()
 
     def close(self) -> None:
@@ -102,6 +112,8 @@ class RiskRunner:
 
     def _on_gateway(self) -> None:
         def handle(received: Received) -> None:
+            if received.gap and received.topic == topics.DEAL:
+                self._deals_wanted = True  # a deal was lost: fetch the day's deals again (each counts once)
             self._handle(received.message)
 
         drain(self.gateway.receive, handle)
@@ -121,50 +133,56 @@ class RiskRunner:
     def _on_tick(self) -> None:
         now = self.clock.monotonic()
         self._route(self.core.on_timer(now))
-        if now >= self._next_fetch_at:
-            self._fetch_broker_info()
+        if now >= self._next_sync_at:
+            self._sync_with_gateway()
 
     def _write_health(self) -> None:
         append_line(self.health_path, self.core.health_line())
 
     # ------------------------------------------------------------------ broker info from the gateway
 
-    def _wanted(self) -> list[Message]:
+    def _wanted(self, now: float) -> list[Message]:
+        """What to ask the gateway now: whatever is still unknown, our positions (every poll: the floating
+        P&L and the open counts), and on the reconcile cadence or after a lost deal the day's exit deals and
+        fresh specs (stops and freeze levels widen on news)."""
         ts = self.core.market_now
-        wanted: list[Message] = []
-        for item in self.core.missing_broker_info():
-            if item == "account":
-                wanted.append(AccountRequest(ts=ts))
-            else:
-                wanted.append(SymbolSpecRequest(ts=ts, symbol=item))
-        if not self._positions_known:
-            wanted.append(PositionsRequest(ts=ts))
+        reconcile = now >= self._next_reconcile_at
+        missing = self.core.missing_broker_info()
+        # Positions before the account: an account moves market time, and if that opens a new day, the
+        # previous day's result should include our floating P&L.
+        wanted: list[Message] = [PositionsRequest(ts=ts)]
+        wanted += [AccountRequest(ts=ts) if item == "account" else SymbolSpecRequest(ts=ts, symbol=item)
+                   for item in missing]
+        if reconcile:
+            wanted += [SymbolSpecRequest(ts=ts, symbol=s) for s in self._symbols if s not in missing]
+        day = self.core.day
+        if (reconcile or self._deals_wanted or self.core.awaiting_deals) and day is not None:
+            wanted.append(DealsRequest(ts=ts, since=day_start(day), magic=self._magic))
         return wanted
 
-    def _fetch_broker_info(self) -> None:
-        """Ask for what is still unknown; stop at the first silence and try again later (backing off)."""
-        wanted = self._wanted()
-        if not wanted:
-            self._next_fetch_at = float("inf")
-            return
+    def _sync_with_gateway(self) -> None:
+        """Ask for what is wanted; stop at the first silence and try again later (backing off to 30 s)."""
+        now = self.clock.monotonic()
         complete = True
-        for request in wanted:
+        for request in self._wanted(now):
             reply = self.requester.request(request, REQUEST_TIMEOUT_S)
             if reply is None:  # the gateway is not answering: do not block the loop any longer now
                 complete = False
                 break
+            if isinstance(request, DealsRequest):
+                self._deals_wanted = False  # asked again at the next reconcile if refused now
             if isinstance(reply, ErrorReply):
                 log.error("gateway refused %s: %s %s", request.__class__.__name__, reply.code, reply.text)
                 complete = False
                 continue
-            if isinstance(reply, PositionsReply):
-                self._positions_known = True
             self._route(self.core.handle(reply))
-        if complete and not self._wanted():
-            log.info("specs, account and positions known")
-            self._next_fetch_at = float("inf")
+        if complete:
+            if now >= self._next_reconcile_at:
+                self._next_reconcile_at = now + RECONCILE_S
+            self._fetch_retry_s = FETCH_RETRY_MIN_S
+            self._next_sync_at = now + self._poll_s
             return
-        self._next_fetch_at = self.clock.monotonic() + self._fetch_retry_s
+        self._next_sync_at = now + self._fetch_retry_s
         self._fetch_retry_s = min(self._fetch_retry_s * 2, FETCH_RETRY_MAX_S)
 
 

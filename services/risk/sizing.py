@@ -69,40 +69,68 @@ def tp_usd_to_distance(usd: float, lot: float, spec: SymbolSpec) -> float:
     return usd / (spec.trade_tick_value * lot) * spec.trade_tick_size
 
 
+def is_trend(signal: Signal) -> bool:
+    """The strategy's word on the market when it gives one; else a trend when M5 and M15 confirmed the signal
+    (the strategies send a signal only when every fresh timeframe agrees), a range otherwise."""
+    if signal.market_regime is not None:
+        return signal.market_regime == "trend"
+    return {"M5", "M15"} <= set(signal.timeframes)
+
+
 @dataclass(frozen=True, slots=True)
 class SlFloors:
-    """The SL distance from ATR and every floor it was raised to (all in price units)."""
+    """The SL distance from the ATR multiple and every floor it is raised to (all in price units)."""
 
-    atr: float
-    broker: float
-    cost: float
+    atr: float  # ATR x sl_atr_mult_trend or sl_atr_mult_range
+    atr_floor: float  # ATR x sltp_sl_floor_mult
+    broker: float  # (stops + freeze + padding) points, plus the spread MT5 measures across
+    cost: float  # spread x spread mult + expected slippage x slip mult + ATR x move mult (the noise)
 
     @property
     def distance(self) -> float:
-        return max(self.atr, self.broker, self.cost)
+        return max(self.atr, self.atr_floor, self.broker, self.cost)
 
 
-def sl_floors(atr: float, spread_points: int, sltp: SlTpTable, spec: SymbolSpec) -> SlFloors:
-    """SL from ATR x sl_atr_mult_trend, with the broker and cost floors beside it.
+def broker_floor_points(sltp: SlTpTable, spec: SymbolSpec) -> int:
+    """stops level + freeze level + padding: closer than this MT5 refuses the stop (10016) or freezes it."""
+    return spec.trade_stops_level + spec.trade_freeze_level + sltp.broker_padding_points
 
-    The broker floor is (stops + freeze + padding) points measured from the price MT5 checks: a BUY's SL
-    is checked against the bid while we enter at the ask, so the spread is added (MT5-FACTS, 'Stops').
+
+def sl_floors(
+    atr: float, spread_points: int, sltp: SlTpTable, spec: SymbolSpec, *, trend: bool = True,
+    expected_slippage_points: float = 0.0,
+) -> SlFloors:
+    """The SL from ATR (trend or range multiple) with every floor beside it.
+
+    The broker floor is measured from the price MT5 checks: a BUY's SL against the bid while we enter at
+    the ask (a SELL's against the ask, entering at the bid), so the spread is added (MT5-FACTS, 'Stops').
+    The cost floor keeps the SL beyond what the trade costs and what the market does in a bar anyway:
+    the spread, the slippage the execution monitor expects (its EWMA) and the noise (ATR x move mult).
     """
     spread = spread_points * spec.point
-    padding = spec.trade_stops_level + spec.trade_freeze_level + sltp.broker_padding_points
     return SlFloors(
-        atr=atr * sltp.sl_atr_mult_trend,
-        broker=padding * spec.point + spread,
-        cost=spread * sltp.sltp_cost_spread_mult,
+        atr=atr * (sltp.sl_atr_mult_trend if trend else sltp.sl_atr_mult_range),
+        atr_floor=atr * sltp.sltp_sl_floor_mult,
+        broker=broker_floor_points(sltp, spec) * spec.point + spread,
+        cost=(spread * sltp.sltp_cost_spread_mult + expected_slippage_points * spec.point * sltp.sltp_cost_slip_mult
+              + atr * sltp.sltp_cost_move_mult),
     )
 
 
-def leg_count(confidence: float, net_norm: float, multi: MultiOrderTable) -> int:
-    """1 leg at the regime threshold, 2 from tiers[0], 3 from tiers[1]; extra legs need strength."""
+def spread_bps(signal: Signal, spec: SymbolSpec) -> float:
+    """The signal's spread in basis points of its price."""
+    return signal.spread_points * spec.point / signal.price * 10_000
+
+
+def leg_count(confidence: float, net_norm: float, multi: MultiOrderTable, spread_in_bps: float = 0.0) -> int:
+    """1 leg at the regime threshold, 2 from tiers[0], 3 from tiers[1], at most multi_order_max_orders; extra
+    legs need |net_norm| >= 0.8 x multi_order_min_strength and a spread of at most max_spread_bps_for_multi."""
     tiers = multi.multi_order_confidence_tiers
     count = 1 + (confidence >= tiers[0]) + (confidence >= tiers[1])
     count = min(count, multi.multi_order_max_orders)
     if abs(net_norm) < EXTRA_LEG_STRENGTH_FACTOR * multi.multi_order_min_strength:
+        return 1
+    if spread_in_bps > multi.max_spread_bps_for_multi:
         return 1
     return count
 
@@ -140,21 +168,31 @@ def entry_price(side: Side, price: float, spread_points: int, spec: SymbolSpec) 
 
 
 def size_order(
-    signal: Signal, config: SymbolConfig, spec: SymbolSpec, balance: float, *, max_legs: int, plan_id: str
+    signal: Signal, config: SymbolConfig, spec: SymbolSpec, balance: float, *, max_legs: int, plan_id: str,
+    reduced: bool = False, expected_slippage_points: float = 0.0,
 ) -> SizedOrder:
-    """Every number of a plan for ``signal``; at most ``max_legs`` legs (the open-position headroom)."""
+    """Every number of a plan for ``signal``; at most ``max_legs`` legs (the open-position headroom).
+
+    ``reduced`` is regime B (or a C that trading ignores): the lot x risk.regime_b_lot_factor (rounded down,
+    never below volume_min) and at most risk.regime_b_max_orders legs. The TP's price distance still comes
+    from the full tier lot and its TP in USD, so the target in price is the same and the USD at TP shrinks
+    with the lot. The SL is the same for every leg: extra legs are never tightened.
+    """
     if balance <= 0:
         raise SizingError(f"balance {balance} must be > 0")
-    lot, tp_usd = tier_lot_and_tp_usd(config.sizing, balance)
+    tier_lot, tp_usd = tier_lot_and_tp_usd(config.sizing, balance)
     if config.risk.fixed_volume > 0:
-        lot = config.risk.fixed_volume
-    lot = round_volume(lot, spec)
+        tier_lot = config.risk.fixed_volume
+    full_lot = round_volume(tier_lot, spec)
+    lot = round_volume(full_lot * config.risk.regime_b_lot_factor, spec) if reduced else full_lot
     entry = entry_price(signal.side, signal.price, signal.spread_points, spec)
-    sl_dist = ceil_to_tick(sl_floors(signal.atr, signal.spread_points, config.sltp, spec).distance, spec)
-    padding = spec.trade_stops_level + spec.trade_freeze_level + config.sltp.broker_padding_points
-    broker_min = padding * spec.point  # TP is checked from the far side of the spread: no spread here
-    tp_dist = ceil_to_tick(max(tp_usd_to_distance(tp_usd, lot, spec), broker_min), spec)
-    count = min(leg_count(signal.confidence, signal.net_norm, config.multi_order), max(1, max_legs))
+    floors = sl_floors(signal.atr, signal.spread_points, config.sltp, spec, trend=is_trend(signal),
+                       expected_slippage_points=expected_slippage_points)
+    sl_dist = ceil_to_tick(floors.distance, spec)
+    broker_min = broker_floor_points(config.sltp, spec) * spec.point  # TP: checked from the far side, no spread
+    tp_dist = ceil_to_tick(max(tp_usd_to_distance(tp_usd, full_lot, spec), broker_min), spec)
+    count = min(leg_count(signal.confidence, signal.net_norm, config.multi_order, spread_bps(signal, spec)),
+                max(1, max_legs), config.risk.regime_b_max_orders if reduced else 3)
     volumes = split_volumes(lot, count, spec, config.multi_order.multi_order_split_lot)
     bonus = 1.0 + config.multi_order.multi_order_tp_bonus_pct
     direction = 1.0 if signal.side == "buy" else -1.0

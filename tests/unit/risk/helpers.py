@@ -9,7 +9,7 @@ from typing import Any
 from services.risk.core import Outgoing, RiskCore
 from services.risk.store import RiskStore
 from shared.clock import FakeClock
-from shared.config import LoadedConfig, load_toml
+from shared.config import LoadedConfig, load_config, load_toml
 from shared.messages import (
     AccountSnapshot,
     DealClosed,
@@ -17,6 +17,8 @@ from shared.messages import (
     GatewayHeartbeat,
     Message,
     OrderPlan,
+    PositionData,
+    PositionsReply,
     Side,
     Signal,
     SignalRejected,
@@ -50,6 +52,10 @@ def shipped_symbol_config(symbol: str) -> SymbolConfig:
     return load_toml(REPO / "configs" / ("xau.toml" if symbol == XAU else "btc.toml"), SymbolConfig)
 
 
+SHIPPED = load_config(REPO / "configs" / "system.toml")
+"""The shipped configuration, for cores given their own SQLite path (its paths are never used then)."""
+
+
 def write_system_toml(root: Path, risk: str = "") -> Path:
     """configs/system.toml under ``root`` with every path in ``root``, plus the shipped symbol files."""
     configs = root / "configs"
@@ -76,9 +82,10 @@ def db_path(config: LoadedConfig) -> Path:
     return config.system.paths.state_dir / "risk.sqlite"
 
 
-def new_core(config: LoadedConfig, clock: FakeClock) -> RiskCore:
-    """A core on the config's SQLite file (a second call is a restart on the same file)."""
-    return RiskCore(config, RiskStore(db_path(config)), clock)
+def new_core(config: LoadedConfig, clock: FakeClock, path: Path | None = None) -> RiskCore:
+    """A core on the config's SQLite file or ``path`` (a second call is a restart on the same file). The
+    tests of the logic skip the fsync per commit; the process tests (test_runner) run durable."""
+    return RiskCore(config, RiskStore(path or db_path(config), durable=False), clock)
 
 
 def heartbeat(
@@ -108,12 +115,33 @@ def signal(
 
 
 def ready(core: RiskCore, ts: float = T0, balance: float = 4000.0) -> RiskCore:
-    """Feed what every order needs: both specs, a healthy heartbeat, an account."""
+    """Feed what every order needs: both specs, a healthy heartbeat, an account, the (empty) position list."""
     for spec in SPECS.values():
         core.set_symbol_spec(spec)
     core.handle(heartbeat(ts))
     core.handle(account(ts, balance))
+    core.handle(PositionsReply(ts=ts, parent="poll", positions=()))
     return core
+
+
+def position(ticket: int, symbol: str = XAU, *, profit: float = 0.0, magic: int = 777001,
+             ts: float = T0) -> PositionData:
+    """An open position as the gateway lists it (ours by default)."""
+    return PositionData(ticket=ticket, symbol=symbol, side="buy", volume=0.1, price_open=PRICES[symbol], sl=0.0,
+                        tp=0.0, price_current=PRICES[symbol], profit=profit, magic=magic, time=ts)
+
+
+def set_pnl(core: RiskCore, ts: float, ours: float, *, balance: float = 4000.0, external: float = 0.0,
+            realised: float = 0.0) -> list[Outgoing]:
+    """Market time ``ts`` with our floating P&L at ``ours`` - ``realised`` (one open position of ours) and an
+    external position floating at ``external``; the account's equity shows both. All outgoing messages."""
+    out = core.handle(heartbeat(ts))
+    listed = [position(900, profit=ours - realised, ts=ts)]
+    if external:
+        listed.append(position(901, profit=external, magic=42, ts=ts))
+    out += core.handle(PositionsReply(ts=ts, parent="poll", positions=tuple(listed)))
+    out += core.handle(account(ts, balance, balance + ours - realised + external))
+    return out
 
 
 def plans(out: list[Outgoing]) -> list[OrderPlan]:
@@ -151,8 +179,22 @@ def fill_report(plan: OrderPlan, leg: int = 0, ticket: int = 5000, status: str =
     )
 
 
-def closing_deal(ts: float, symbol: str, position_id: int, magic: int = 777001) -> DealClosed:
+def closing_deal(ts: float, symbol: str, position_id: int, magic: int = 777001, *, profit: float = 1.0,
+                 ticket: int | None = None) -> DealClosed:
     """An exit deal (entry out, reason TP) of one of our positions."""
-    return DealClosed(ts=ts, ticket=position_id + 1, order=position_id + 2, position_id=position_id,
-                      symbol=symbol, side="sell", entry=1, reason=5, volume=0.01, price=PRICES[symbol],
-                      profit=1.0, magic=magic, time=ts)
+    return DealClosed(ts=ts, ticket=position_id + 1 if ticket is None else ticket, order=position_id + 2,
+                      position_id=position_id, symbol=symbol, side="sell", entry=1, reason=5, volume=0.01,
+                      price=PRICES[symbol], profit=profit, magic=magic, time=ts)
+
+
+def exec_report(symbol: str, n: int, *, status: str = "filled", latency_ms: float = 12.0,
+                slippage_points: float = 0.0, ts: float = T0) -> ExecutionReport:
+    """The report of leg ``n`` of some earlier plan (for the execution-quality monitor)."""
+    filled = status == "filled"
+    return ExecutionReport(
+        ts=ts, plan_id=f"P{n}", leg_id=f"P{n}-1", symbol=symbol, side="buy", status=status,
+        retcode=10009 if filled else 10006, ticket=7000 + n if filled else None, volume=0.01,
+        requested_price=PRICES[symbol], fill_price=PRICES[symbol] if filled else None, sl=PRICES[symbol] - 5,
+        tp=PRICES[symbol] + 5, latency_ms=latency_ms, slippage_points=slippage_points, confidence=0.9,
+        regime="A",
+    )

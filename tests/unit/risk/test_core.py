@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.risk.core import health_key, plan_id_for
+from services.risk.core import plan_id_for
+from services.risk.health import health_key
 from shared import topics
 from shared.clock import FakeClock
 from shared.config import LoadedConfig, load_config
@@ -18,6 +19,7 @@ from shared.messages import (
     Bar,
     ErrorReply,
     ExecutorStatus,
+    PositionAdopted,
     PositionData,
     PositionsReply,
     RiskState,
@@ -28,9 +30,9 @@ from shared.messages import (
 )
 from tests.unit.risk.helpers import (
     BTC,
+    SHIPPED,
     T0,
     XAU,
-    account,
     fill_report,
     heartbeat,
     new_core,
@@ -38,6 +40,7 @@ from tests.unit.risk.helpers import (
     plans,
     ready,
     refused_by,
+    set_pnl,
     signal,
     write_system_toml,
 )
@@ -72,16 +75,15 @@ def test_the_same_signal_gives_the_same_ids_in_another_process(tmp_path: Path, c
                 min_size=1, max_size=12))
 def test_no_plan_id_is_ever_produced_twice(steps: list[tuple[str, int, Side]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(write_system_toml(Path(tmp)))
-        clock = FakeClock(float(T0))
-        core = ready(new_core(config, clock))
+        path, clock = Path(tmp) / "risk.sqlite", FakeClock(float(T0))
+        core = ready(new_core(SHIPPED, clock, path))
         seen: list[str] = []
         bar = T0
         for index, (symbol, move, side) in enumerate(steps):
             bar += 60 * move  # bars go forward, repeat, or come late
             core.handle(heartbeat(max(core.market_now, bar + 60)))
             if index == len(steps) // 2:
-                core = ready(new_core(config, clock), ts=core.market_now)  # a restart half-way
+                core = ready(new_core(SHIPPED, clock, path), ts=core.market_now)  # a restart half-way
             seen += [plan.plan_id for plan in plans(core.handle(signal(symbol, bar_time=bar, side=side)))]
         assert len(seen) == len(set(seen))
 
@@ -129,8 +131,8 @@ def test_the_health_line(config: LoadedConfig, clock: FakeClock) -> None:
     )
     ready(core)
     core.handle(ExecutorStatus(ts=T0, queue_len=3, sent_total=10))
-    core.handle(heartbeat(T0, ok=False, market_open=False, reason="market closed"))
-    core.handle(account(T0 + 1, equity=3000.0))
+    set_pnl(core, T0 + 1, -1000.0)
+    core.handle(heartbeat(T0 + 1, ok=False, market_open=False, reason="market closed"))
     core.set_trading(False, "owner")
     clock.advance(2.0)
     line = core.health_line()
@@ -174,31 +176,65 @@ def test_a_switch_message_with_a_wall_clock_ts_does_not_move_market_time(
     only_plan(core.handle(signal(XAU)))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# How a symbol gets locked: the day's P&L path (balance 4000) or the owner's switch.
+LOCKS: dict[str, tuple[float, ...]] = {
+    "loss": (-300.0,), "max_loss": (-900.0,), "profit_lock": (850.0, 800.0), "switch": (),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     symbol=st.sampled_from([XAU, BTC]),
     side=st.sampled_from(["buy", "sell"]),
     confidence=st.floats(0.0, 1.0),
     strength=st.floats(0.0, 1.0),
     bar_offset=st.integers(-2, 30),
-    hard_stop=st.booleans(),
-    equity=st.floats(100.0, 3700.0),
+    lock=st.sampled_from(sorted(LOCKS)),
+    restart=st.booleans(),
 )
 def test_no_plan_ever_in_regime_c_or_with_the_switch_off(
-    *, symbol: str, side: Side, confidence: float, strength: float, bar_offset: int, hard_stop: bool,
-    equity: float,
+    *, symbol: str, side: Side, confidence: float, strength: float, bar_offset: int, lock: str, restart: bool,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(write_system_toml(Path(tmp)))
-        core = ready(new_core(config, FakeClock(float(T0))))
-        if hard_stop:
-            core.handle(account(T0 + 1, equity=equity))  # at least -7.5 %: C for both symbols
-        else:
+        path, clock = Path(tmp) / "risk.sqlite", FakeClock(float(T0))
+        core = ready(new_core(SHIPPED, clock, path))
+        for minute, pnl in enumerate(LOCKS[lock], start=1):
+            set_pnl(core, T0 + minute, pnl)
+        if lock == "switch":
             core.set_trading(False, "owner")
+        if restart:
+            core = ready(new_core(SHIPPED, clock, path), ts=T0 + 5)
         for n in range(3):
             bar = T0 + 60 * (bar_offset + n)
             core.handle(heartbeat(max(core.market_now, bar + 60)))
             out = core.handle(signal(symbol, bar_time=bar, side=side, confidence=confidence,
                                      strength=max(strength, 1e-6)))
             assert plans(out) == []
-            assert refused_by(out) == ("regime" if hard_stop else "trading_switch")
+            assert refused_by(out) == ("trading_switch" if lock == "switch" else "regime")
+
+
+def test_the_state_names_the_last_signal_and_the_lock(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(config, clock))
+    sent = signal(BTC, side="sell", confidence=0.5)
+    core.handle(sent)
+    state = core.status().symbols
+    assert (state[BTC].last_signal_side, state[BTC].last_signal_at, state[BTC].last_signal_confidence) == (
+        "sell", sent.ts, 0.5)
+    assert state[XAU].last_signal_side is None and not state[BTC].trading_locked
+
+
+def test_an_unknown_leg_later_reported_filled_counts_as_a_fill(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(config, clock))
+    plan = only_plan(core.handle(signal(XAU)))
+    core.handle(fill_report(plan, status="unknown"))
+    assert core.status().symbols[XAU].open_positions == 0
+    core.handle(fill_report(plan))  # the executor's reconciliation found it filled
+    assert core.status().symbols[XAU].open_positions == 1
+    assert refused_by(core.handle(signal(XAU, bar_time=T0, ts=T0 + 1))) == "cooldown"
+
+
+def test_an_adopted_position_is_forwarded_for_the_owner(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(config, clock))
+    adopted = PositionAdopted(ts=T0, ticket=9, symbol=XAU, side="buy", volume=0.01, price_open=3300.0, magic=777001)
+    assert [(o.channel, o.topic, o.message) for o in core.handle(adopted)] == [
+        ("publish", topics.RISK_EXECUTION, adopted)]

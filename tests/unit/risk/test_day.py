@@ -1,20 +1,20 @@
-"""The trading day: regimes from the account, the reset at 00:00 UTC market time, restarts on the same file."""
+"""Whole trading days: every regime transition on a scripted P&L path, the profit lock, the midnight reset
+(also over a weekend for bitcoin), restarts in the middle of each regime, and what moves the day's return."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.risk.core import Outgoing, RiskCore
 from services.risk.store import RiskStore
-from shared import topics
 from shared.clock import FakeClock
 from shared.config import LoadedConfig
-from shared.messages import RegimeChanged, RiskState
+from shared.messages import DayStarted, DealsReply, PositionsReply, RiskState
 from tests.unit.risk.helpers import (
     BTC,
     T0,
     XAU,
     account,
+    closing_deal,
     db_path,
     fill_report,
     heartbeat,
@@ -23,134 +23,228 @@ from tests.unit.risk.helpers import (
     published,
     ready,
     refused_by,
+    set_pnl,
     signal,
     with_table,
 )
+from tests.unit.risk.scenario import FRI, WED, Day, at, day, events
 
-MIDNIGHT = 1_752_105_600  # Thu 2025-07-10 00:00:00 UTC, seven hours after T0
-SATURDAY = 1_752_278_400  # Sat 2025-07-12 00:00:00 UTC
-
-
-def regime_events(out: list[Outgoing]) -> list[tuple[str, str, str, str]]:
-    """(symbol, old, new, reason) of every RegimeChanged, checking each goes out on the regime topic."""
-    found = [(o.topic, o.message) for o in out if isinstance(o.message, RegimeChanged)]
-    assert all(topic == topics.RISK_REGIME for topic, _ in found)
-    return [(e.symbol, e.old, e.new, e.reason) for _, e in found]
+__all__ = ["day"]  # the fixture
 
 
-def regimes(core: RiskCore) -> dict[str, str]:
-    return {symbol: state.regime for symbol, state in core.status().symbols.items()}
+def test_a_losing_day_a_to_b_to_c_with_restarts_in_every_regime(day: Day) -> None:
+    assert day.step("01:00", pnl=-40) == []  # -1 %
+    assert day.restart() == [] and day.regimes() == {XAU: "A", BTC: "A"}
+    assert day.step("02:00", pnl=-90) == [  # -2.25 %
+        ("regime", XAU, "A", "B", "daily_loss_b"), ("regime", BTC, "A", "B", "daily_loss_b")]
+    assert day.restart() == [] and day.regimes() == {XAU: "B", BTC: "B"}
+    assert day.step("03:00", pnl=-60) == []  # back to -1.5 %: B holds for the day
+    assert day.step("04:00", pnl=-130) == [  # -3.25 %: bitcoin's max_daily_loss_pct is 3 %
+        ("regime", BTC, "B", "C", "max_daily_loss"), ("lock", BTC, "max_daily_loss")]
+    assert day.step("05:00", pnl=-210) == [  # -5.25 %
+        ("regime", XAU, "B", "C", "daily_loss_c"), ("lock", XAU, "daily_loss_c")]
+    assert day.step("15:00", pnl=100) == []  # C holds for the day, whatever the P&L does
+    assert day.restart() == []  # a hard stop at 15:00 is still a hard stop at 15:05
+    day.step("15:05", pnl=100)
+    state = day.core.status()
+    assert day.regimes() == {XAU: "C", BTC: "C"} and state.symbols[XAU].trading_locked
+    sig = signal(XAU, bar_time=int(day.now) - 60, confidence=0.99)
+    assert refused_by(day.core.handle(sig)) == "regime"
 
 
-def test_regime_a_to_b_to_c_from_account_snapshots(config: LoadedConfig, clock: FakeClock) -> None:
-    core = ready(new_core(config, clock))  # day starts at balance 4000
-    assert regime_events(core.handle(account(T0 + 1, equity=3950.0))) == []  # -1.25 %
-    out = core.handle(account(T0 + 2, equity=3910.0))  # -2.25 %
-    assert regime_events(out) == [(XAU, "A", "B", "daily_loss_b"), (BTC, "A", "B", "daily_loss_b")]
-    event = published(out, RegimeChanged)[0]
-    assert isinstance(event, RegimeChanged) and event.day_return == pytest.approx(-0.0225)
-    assert regime_events(core.handle(account(T0 + 3, equity=3990.0))) == []  # B holds for the day
-    out = core.handle(account(T0 + 4, equity=3870.0))  # -3.25 %: bitcoin's max_daily_loss_pct is 3 %
-    assert regime_events(out) == [(BTC, "B", "C", "max_daily_loss")]
-    out = core.handle(account(T0 + 5, equity=3790.0))  # -5.25 %
-    assert regime_events(out) == [(XAU, "B", "C", "daily_loss_c")]
-    assert regime_events(core.handle(account(T0 + 6, equity=4100.0))) == []  # C holds for the day
-    assert regimes(core) == {XAU: "C", BTC: "C"}
+def test_straight_from_a_to_c(day: Day) -> None:
+    assert day.step("09:00", pnl=-500) == [
+        ("regime", XAU, "A", "C", "max_daily_loss"), ("lock", XAU, "max_daily_loss"),
+        ("regime", BTC, "A", "C", "max_daily_loss"), ("lock", BTC, "max_daily_loss")]
 
 
-def test_reaching_the_daily_target_moves_to_b(config: LoadedConfig, clock: FakeClock) -> None:
-    core = ready(new_core(config, clock))
-    out = core.handle(account(T0 + 1, equity=4800.0))
-    assert regime_events(out) == [(XAU, "A", "B", "daily_target"), (BTC, "A", "B", "daily_target")]
+def test_the_profit_lock(config: LoadedConfig) -> None:
+    day = Day(config, balance=1000.0)
+    assert day.step("09:00", pnl=150) == []  # +15 %
+    assert day.step("10:00", pnl=200) == [  # +20 %: the target
+        ("regime", XAU, "A", "B", "daily_target"), ("regime", BTC, "A", "B", "daily_target")]
+    assert day.step("10:30", pnl=204) == []  # +20.4 %: not yet 0.5 % past the target
+    assert day.step("11:00", pnl=199) == []  # back below the target unarmed: B holds, no lock
+    assert day.step("12:00", pnl=260) == []  # +26 %: armed, the peak is tracked
+    assert day.restart() == []  # the peak survives a restart in B
+    assert day.step("13:00", pnl=230) == []  # +23 %: still above the target
+    assert day.step("14:00", pnl=200) == [  # back to the target: hard stop
+        ("regime", XAU, "B", "C", "profit_lock"), ("lock", XAU, "profit_lock"),
+        ("regime", BTC, "B", "C", "profit_lock"), ("lock", BTC, "profit_lock")]
 
 
-def test_straight_from_a_to_c(config: LoadedConfig, clock: FakeClock) -> None:
-    core = ready(new_core(config, clock))
-    out = core.handle(account(T0 + 1, equity=3500.0))
-    assert regime_events(out) == [(XAU, "A", "C", "max_daily_loss"), (BTC, "A", "C", "max_daily_loss")]
+def test_the_profit_lock_fires_when_the_return_drops_through_the_target_in_one_step(config: LoadedConfig) -> None:
+    day = Day(config, balance=1000.0)
+    day.step("10:00", pnl=206)  # +20.6 %: B and armed at once
+    assert day.step("10:01", pnl=50)[:2] == [("regime", XAU, "B", "C", "profit_lock"), ("lock", XAU, "profit_lock")]
 
 
-def test_enforce_daily_limits_false_keeps_regime_a(config: LoadedConfig, clock: FakeClock) -> None:
-    core = ready(new_core(with_table(config, XAU, "risk", enforce_daily_limits=False), clock))
-    out = core.handle(account(T0 + 1, equity=2000.0))
-    assert regime_events(out) == [(BTC, "A", "C", "max_daily_loss")]
-    assert regimes(core) == {XAU: "A", BTC: "C"}
+def test_the_drawdown_from_the_days_peak(config: LoadedConfig) -> None:
+    day = Day(with_table(config, XAU, "risk", protect_drawdown_from_peak_pct=0.10))
+    assert day.step("09:00", pnl=600) == []  # +15 %
+    assert day.step("10:00", pnl=210) == []  # +5.25 %: 9.75 points below the peak
+    assert day.step("10:30", pnl=200) == [  # +5 %: 10 points below the peak (gold only)
+        ("regime", XAU, "A", "C", "drawdown_from_peak"), ("lock", XAU, "drawdown_from_peak")]
+    assert day.regimes() == {XAU: "C", BTC: "A"}
 
 
-def test_midnight_resets_c_and_b_to_a_with_new_anchors(config: LoadedConfig, clock: FakeClock) -> None:
-    core = ready(new_core(with_table(config, XAU, "limits", max_signals_per_day=1), clock))
-    only_plan(core.handle(signal(XAU)))
-    core.handle(account(T0 + 60, balance=3880.0, equity=3880.0))  # -3 %: gold B, bitcoin C
-    assert regimes(core) == {XAU: "B", BTC: "C"}
-    assert regime_events(core.handle(heartbeat(MIDNIGHT - 1))) == []
-    out = core.handle(heartbeat(MIDNIGHT))
-    assert regime_events(out) == [(XAU, "B", "A", "new_day"), (BTC, "C", "A", "new_day")]
-    state = published(out, RiskState)[-1]
-    assert isinstance(state, RiskState)
-    assert (state.day_start_balance, state.day_return) == (3880.0, 0.0)
-    assert regimes(core) == {XAU: "A", BTC: "A"}
-    # the day's signal counter starts again
-    only_plan(core.handle(signal(XAU, bar_time=MIDNIGHT - 60, ts=MIDNIGHT)))
-    # later messages of the same day, and a restart on the same file, do not reset again
-    assert regime_events(core.handle(account(MIDNIGHT + 60, balance=3880.0, equity=3800.0))) == [
-        (XAU, "A", "B", "daily_loss_b"), (BTC, "A", "B", "daily_loss_b")
-    ]
-    restarted = ready(new_core(config, clock), ts=MIDNIGHT + 300, balance=3880.0)
-    assert regimes(restarted) == {XAU: "B", BTC: "B"}
-    assert regime_events(restarted.handle(heartbeat(MIDNIGHT + 301))) == []
+def test_enforce_daily_limits_false_keeps_regime_a(config: LoadedConfig) -> None:
+    day = Day(with_table(config, XAU, "risk", enforce_daily_limits=False))
+    assert day.step("09:00", pnl=-2000) == [
+        ("regime", BTC, "A", "C", "max_daily_loss"), ("lock", BTC, "max_daily_loss")]
+    assert day.regimes() == {XAU: "A", BTC: "C"}
 
 
-def test_the_reset_runs_at_weekends_too(config: LoadedConfig, clock: FakeClock) -> None:
-    core = ready(new_core(config, clock), ts=SATURDAY - 3600)
-    core.handle(account(SATURDAY - 60, equity=3000.0))
-    out = core.handle(heartbeat(SATURDAY + 5))
-    assert regime_events(out) == [(XAU, "C", "A", "new_day"), (BTC, "C", "A", "new_day")]
+def test_ignore_daily_stop_for_trading_reports_c_but_trades_on_like_b(config: LoadedConfig) -> None:
+    day = Day(with_table(config, XAU, "risk", ignore_daily_stop_for_trading=True))
+    assert day.step("17:00", pnl=-210) == [  # -5.25 %: gold reports C without a lock
+        ("regime", XAU, "A", "C", "daily_loss_c"), ("regime", BTC, "A", "C", "max_daily_loss"),
+        ("lock", BTC, "max_daily_loss")]
+    state = day.core.status().symbols
+    assert (state[XAU].regime, state[XAU].trading_locked, state[BTC].trading_locked) == ("C", False, True)
+    assert refused_by(day.core.handle(signal(XAU, bar_time=T0 - 60, confidence=0.89))) == "confidence"
+    plan = only_plan(day.core.handle(signal(XAU, bar_time=T0, ts=T0 + 60, confidence=0.95)))
+    assert plan.regime == "C" and [leg.volume for leg in plan.legs] == [0.2]  # half of 0.41, one leg
 
 
-def test_the_day_opens_on_the_first_account_after_a_reset_without_one(
-    config: LoadedConfig, clock: FakeClock
-) -> None:
+def test_positions_and_deals_of_other_magics_do_not_move_the_days_return(day: Day) -> None:
+    assert day.step("09:00", pnl=0.0, external=-1000.0) == []  # equity -25 %, none of it ours
+    out = day.core.handle(closing_deal(at(WED, "09:01"), XAU, position_id=77, magic=42, profit=-500.0))
+    assert events(out) == []
+    assert day.core.status().day_return == 0.0
+    out = day.core.handle(closing_deal(at(WED, "09:02"), XAU, position_id=900, profit=-90.0))  # ours: -2.25 %
+    assert events(out) == [("regime", XAU, "A", "B", "daily_loss_b"), ("regime", BTC, "A", "B", "daily_loss_b")]
+
+
+def test_a_deal_counts_once_whether_published_or_reconciled(day: Day) -> None:
+    deal = closing_deal(at(WED, "09:00"), BTC, position_id=500, profit=-50.0)
+    day.core.handle(deal)
+    day.core.handle(DealsReply(ts=deal.ts, parent="req", deals=(deal, deal)))
+    assert day.core.status().day_return == pytest.approx(-50.0 / 4000)
+    day.restart()  # the floating P&L is the last step's (0); the deal stays counted, once
+    day.core.handle(DealsReply(ts=deal.ts, parent="req", deals=(deal,)))
+    assert day.core.status().day_return == pytest.approx(-50.0 / 4000)
+
+
+def test_with_ignore_external_positions_false_the_account_equity_counts(config: LoadedConfig) -> None:
+    day = Day(with_table(config, BTC, "risk", ignore_external_positions=False))
+    assert day.step("09:00", pnl=0.0, external=-90.0) == [("regime", BTC, "A", "B", "daily_loss_b")]
+
+
+def test_midnight_resets_every_regime_with_new_anchors_and_announces_the_day(config: LoadedConfig) -> None:
+    day = Day(with_table(config, XAU, "limits", max_signals_per_day=1))
+    only_plan(day.core.handle(signal(XAU, bar_time=int(WED), ts=WED + 60)))
+    day.step("20:00", pnl=-120)  # -3 %: gold B, bitcoin C
+    assert day.regimes() == {XAU: "B", BTC: "C"}
+    assert day.step("23:58", pnl=-100) == []
+    assert day.close("23:59") == []
+    assert day.step("00:00", pnl=0.0, days=1) == [
+        ("day", "2025-07-10", "2025-07-09", -100.0),
+        ("regime", XAU, "B", "A", "new_day"), ("regime", BTC, "C", "A", "new_day")]
+    state = day.core.status()
+    assert (state.day_start_balance, state.day_return) == (4000.0, 0.0)
+    only_plan(day.core.handle(signal(XAU, bar_time=int(day.now), ts=day.now + 60)))  # the day's counter restarts
+    assert day.restart() == []  # no second reset, no second announcement
+    assert day.step("00:05", pnl=-40, days=1) == [] and day.regimes() == {XAU: "A", BTC: "A"}
+
+
+def test_a_position_carried_over_midnight_counts_its_floating_in_the_new_day(day: Day) -> None:
+    day.step("23:00", pnl=-60)  # -1.5 %, still open at midnight
+    assert day.step("00:00", pnl=-100, days=1) == [  # the start is the balance, not the equity
+        ("day", "2025-07-10", "2025-07-09", -60.0),
+        ("regime", XAU, "A", "B", "daily_loss_b"), ("regime", BTC, "A", "B", "daily_loss_b")]
+
+
+def test_bitcoin_resets_every_midnight_of_a_weekend(config: LoadedConfig) -> None:
+    day = Day(config, start=FRI)
+    assert day.step("20:00", pnl=-130)[0] == ("regime", XAU, "A", "B", "daily_loss_b")  # bitcoin C
+    day.close("23:00")
+    saturday = day.step("00:00", pnl=0.0, days=1)
+    assert saturday[0] == ("day", "2025-07-12", "2025-07-11", -130.0)
+    assert set(saturday[1:]) == {("regime", XAU, "B", "A", "new_day"), ("regime", BTC, "C", "A", "new_day")}
+    sat_noon = at(FRI, "12:00", days=1)
+    day.step("12:00", pnl=0.0, days=1)
+    only_plan(day.core.handle(signal(BTC, bar_time=int(sat_noon) - 60, ts=sat_noon)))  # bitcoin trades
+    assert refused_by(day.core.handle(signal(XAU, bar_time=int(sat_noon) - 60, ts=sat_noon))) == "market_hours"
+    assert day.step("18:00", pnl=-130, days=1) == [("regime", XAU, "A", "B", "daily_loss_b"),
+                                                    ("regime", BTC, "A", "C", "max_daily_loss"),
+                                                    ("lock", BTC, "max_daily_loss")]
+    day.close("23:00", days=1)
+    assert day.step("00:00", pnl=0.0, days=2) == [("day", "2025-07-13", "2025-07-12", -130.0),
+                                                  ("regime", XAU, "B", "A", "new_day"),
+                                                  ("regime", BTC, "C", "A", "new_day")]
+    assert day.restart() == []
+    assert day.step("00:00", pnl=0.0, days=3) == [("day", "2025-07-14", "2025-07-13", 0.0)]
+
+
+def test_the_day_opens_on_the_first_account_after_a_reset_without_one(config: LoadedConfig, clock: FakeClock) -> None:
     core = new_core(config, clock)
-    core.handle(heartbeat(T0))  # market time known, no account yet: the day has no start balance
-    assert core.status().day_start_balance == 0.0
-    core.handle(account(T0 + 1, balance=5000.0, equity=4990.0))
+    out = core.handle(heartbeat(T0))  # market time known, no account yet: the day has no start balance
+    assert published(out, DayStarted) == [] and core.status().day_start_balance == 0.0
+    out = core.handle(account(T0 + 1, balance=5000.0, equity=4990.0))
+    assert events(out) == [("day", "2025-07-09", None, 0.0)]
     assert core.status().day_start_balance == 5000.0
-    assert core.status().day_return == pytest.approx(-0.002)
+    assert events(core.handle(account(T0 + 2, balance=5000.0))) == []
 
 
 def test_restart_on_the_same_file_resumes_c_and_the_switch_off(config: LoadedConfig, clock: FakeClock) -> None:
     first = ready(new_core(config, clock))
-    first.handle(account(T0 + 1, equity=3700.0))  # hard stop at 17:00
+    set_pnl(first, T0 + 1, -300.0)  # hard stop at 17:00
     first.set_trading(False, "owner via telegram")
     assert refused_by(first.handle(signal(XAU, confidence=0.99))) == "trading_switch"
 
     second = ready(new_core(config, clock), ts=T0 + 300)  # a flat account: C must still hold
     state = second.status()
-    assert state.trading_enabled is False
-    assert regimes(second) == {XAU: "C", BTC: "C"}
+    assert (state.trading_enabled, state.trading_by) == (False, "owner via telegram")
+    assert {s: v.regime for s, v in state.symbols.items()} == {XAU: "C", BTC: "C"}
     assert state.day_start_balance == 4000.0
     assert refused_by(second.handle(signal(XAU, bar_time=T0 + 240))) == "trading_switch"
     second.set_trading(True, "owner")
     assert refused_by(second.handle(signal(XAU, bar_time=T0 + 240, ts=T0 + 301))) == "regime"
-
-    third = new_core(config, clock)  # the switch back on is remembered too
-    assert third.status().trading_enabled is True
+    assert new_core(config, clock).status().trading_enabled is True  # the switch back on is remembered too
 
 
 def test_restart_remembers_planned_bars_cooldowns_and_peak(config: LoadedConfig, clock: FakeClock) -> None:
     first = ready(new_core(config, clock))
     plan = only_plan(first.handle(signal(XAU)))
     first.handle(fill_report(plan))  # filled at market time T0: cooling down until T0 + 60
-    first.handle(account(T0 + 1, equity=4100.0))
-
+    set_pnl(first, T0 + 1, 100.0)
     second = ready(new_core(config, clock), ts=T0 + 2)
     assert refused_by(second.handle(signal(XAU))) == "duplicate"
     assert refused_by(second.handle(signal(XAU, bar_time=T0 - 30, ts=T0 + 2))) == "cooldown"
-    assert second.status().symbols[XAU].open_positions == 1
-    day = RiskStore(db_path(config)).load_day()
-    assert day is not None and (day.start_balance, day.peak_equity) == (4000.0, 4100.0)
+    anchors = RiskStore(db_path(config)).load_day()
+    assert anchors is not None and (anchors.start_balance, anchors.peak_ours_pnl) == (4000.0, 100.0)
+
+
+def test_the_state_reports_the_day_and_the_switch(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(config, clock))
+    set_pnl(core, T0 + 1, 40.0)
+    state = core.on_timer(0.0)[0].message
+    assert isinstance(state, RiskState)
+    assert (state.day_start_balance, state.day_return, state.trading_by) == (4000.0, 0.01, "first start")
 
 
 def test_trading_is_on_at_the_first_start(config: LoadedConfig, clock: FakeClock) -> None:
     assert new_core(config, clock).status().trading_enabled is True
     assert RiskStore(db_path(config)).load_switch() == (True, "first start")
+
+
+def test_a_closed_winner_counts_until_its_deal_arrives(config: LoadedConfig) -> None:
+    """The position list may show a position gone before its exit deal arrives: no false profit lock."""
+    day = Day(config, balance=1000.0)
+    day.step("10:00", pnl=210.0)  # +21 %: B, profit lock armed
+    day.core.handle(PositionsReply(ts=day.now, parent="poll", positions=()))  # closed at TP...
+    assert day.core.awaiting_deals and day.regimes() == {XAU: "B", BTC: "B"}
+    assert day.core.status().day_return == pytest.approx(0.21)
+    deal = closing_deal(day.now + 1, XAU, position_id=900, profit=210.0)
+    assert events(day.core.handle(deal)) == []  # ...and realised: nothing moved
+    assert day.core.status().day_return == pytest.approx(0.21)
+    assert day.core.awaiting_deals is False
+
+
+def test_a_closed_position_without_a_deal_today_is_dropped_once_the_deals_are_fetched(day: Day) -> None:
+    day.step("10:00", pnl=-60.0)
+    day.core.handle(PositionsReply(ts=day.now, parent="poll", positions=()))
+    assert day.core.status().day_return == pytest.approx(-0.015)
+    day.core.handle(DealsReply(ts=day.now, parent="req", deals=()))
+    assert not day.core.awaiting_deals and day.core.status().day_return == 0.0

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from services.risk.core import RiskCore
+from services.risk.rules import RULES
+from services.risk.store import RiskStore
 from shared import topics
 from shared.clock import FakeClock
 from shared.config import LoadedConfig
@@ -13,6 +18,7 @@ from tests.unit.risk.helpers import (
     XAU_SPEC,
     account,
     closing_deal,
+    exec_report,
     fill_report,
     heartbeat,
     new_core,
@@ -20,6 +26,7 @@ from tests.unit.risk.helpers import (
     ready,
     refused_by,
     rejections,
+    set_pnl,
     signal,
     with_table,
 )
@@ -49,14 +56,14 @@ def test_trading_switch(config: LoadedConfig, clock: FakeClock) -> None:
 
 def test_regime_c_refuses_every_signal(config: LoadedConfig, clock: FakeClock) -> None:
     core = ready(new_core(config, clock))
-    core.handle(account(T0 + 1, balance=4000.0, equity=3780.0))  # -5.5 %
+    set_pnl(core, T0 + 1, -220.0)  # -5.5 %
     assert refused_by(core.handle(signal(XAU, confidence=0.96))) == "regime"
 
 
 def test_confidence_threshold_of_regime_a_and_b(config: LoadedConfig, clock: FakeClock) -> None:
     core = ready(new_core(config, clock))
     assert refused_by(core.handle(signal(XAU, confidence=0.79))) == "confidence"
-    core.handle(account(T0 + 1, balance=4000.0, equity=3900.0))  # -2.5 %: B needs 0.90 on gold
+    set_pnl(core, T0 + 1, -100.0)  # -2.5 %: B needs 0.90 on gold
     assert refused_by(core.handle(signal(XAU, bar_time=T0, confidence=0.89))) == "confidence"
     assert only_plan(core.handle(signal(XAU, bar_time=T0, confidence=0.90))).regime == "B"
 
@@ -191,3 +198,107 @@ def test_unknown_symbol(config: LoadedConfig, clock: FakeClock) -> None:
 def test_sizing_refuses_without_a_positive_balance(config: LoadedConfig, clock: FakeClock) -> None:
     core = ready(new_core(config, clock), balance=0.0)
     assert refused_by(core.handle(signal(XAU))) == "sizing"
+
+
+FRIDAY_2130 = 1_752_269_400  # Fri 2025-07-11 21:30 UTC
+SUNDAY_2230 = 1_752_445_800  # Sun 2025-07-13 22:30 UTC
+
+
+def test_market_hours_keep_gold_out_of_the_weekend_by_the_calendar(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(config, clock), ts=FRIDAY_2130)
+    assert refused_by(core.handle(signal(XAU, bar_time=FRIDAY_2130 - 60))) == "market_hours"
+    only_plan(core.handle(signal(BTC, bar_time=FRIDAY_2130 - 60)))  # bitcoin trades 24/7
+    core.handle(heartbeat(SUNDAY_2230))
+    only_plan(core.handle(signal(XAU, bar_time=SUNDAY_2230 - 60)))  # open again (the gateway says so too)
+
+
+def test_the_session_filter(config: LoadedConfig, clock: FakeClock) -> None:
+    config = with_table(config, XAU, "symbol", ignore_sessions=False, active_sessions=((7, 16),))
+    core = ready(new_core(config, clock))  # 17:00 UTC
+    out = core.handle(signal(XAU))
+    assert refused_by(out) == "session" and "[7, 16]" in rejections(out)[0].detail
+    config = with_table(config, XAU, "symbol", active_sessions=((7, 16), (17, 2)))  # the second wraps midnight
+    only_plan(ready(new_core(config, clock)).handle(signal(XAU, bar_time=T0)))
+
+
+def test_the_spread_breaker(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(config, clock))
+    out = core.handle(signal(XAU, spread_points=2700))  # 2.7 / 3300 = 0.082 % > 0.08 %
+    assert refused_by(out) == "spread" and "of the price" in rejections(out)[0].detail
+    out = core.handle(signal(XAU, spread_points=501))  # 0.015 % of the price, but > exec_max_spread_points
+    assert refused_by(out) == "spread" and "exec_max_spread_points" in rejections(out)[0].detail
+    core = ready(new_core(with_table(config, XAU, "execution", max_spread_points=300.0), clock))
+    out = core.handle(signal(XAU, spread_points=301))
+    assert refused_by(out) == "spread" and "max_spread_points" in rejections(out)[0].detail
+    only_plan(core.handle(signal(XAU, spread_points=300)))
+
+
+def test_a_slow_leg_trips_the_latency_breaker_then_the_latency_cooldown(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(config, clock))
+    core.handle(exec_report(XAU, 1, status="rejected", latency_ms=400.0))  # >= rtt_cb_ms: 120 s; >= 250 ms: 300 s
+    out = core.handle(signal(XAU))
+    assert refused_by(out) == "latency_breaker" and "120s left" in rejections(out)[0].detail
+    core.handle(heartbeat(T0 + 120))
+    assert refused_by(core.handle(signal(XAU, bar_time=T0 + 60))) == "latency_cooldown"
+    core.handle(heartbeat(T0 + 300))
+    only_plan(core.handle(signal(XAU, bar_time=T0 + 240)))
+    core.handle(exec_report(BTC, 2, status="rejected", latency_ms=249.0))  # below both limits
+    only_plan(core.handle(signal(BTC, bar_time=T0 + 240)))
+
+
+def test_the_monitor_pauses_on_the_reject_rate_and_starts_a_fresh_window(
+    config: LoadedConfig, clock: FakeClock
+) -> None:
+    config = with_table(with_table(config, XAU, "limits", cooldown_seconds=0.0), XAU, "risk", max_positions=50)
+    core = ready(new_core(config, clock))
+    for n in range(4):
+        core.handle(exec_report(XAU, n))
+    for n in range(4, 9):
+        core.handle(exec_report(XAU, n, status="rejected"))
+        core.handle(exec_report(XAU, n, status="rejected"))  # a repeated report counts once
+    only_plan(core.handle(signal(XAU)))  # 9 reports: below exec_min_samples 10
+    core.handle(exec_report(XAU, 9, status="unknown"))  # 6 of 10 failed > 50 %
+    out = core.handle(signal(XAU, bar_time=T0))  # market time T0 + 60; paused from T0 until T0 + 120
+    assert refused_by(out) == "exec_quality" and "60s left" in rejections(out)[0].detail
+    core.handle(heartbeat(T0 + 120))
+    core.handle(exec_report(XAU, 10, status="rejected", ts=T0 + 120))  # the old window is gone
+    only_plan(core.handle(signal(XAU, bar_time=T0 + 60)))
+
+
+def test_the_monitor_pauses_on_p95_latency_p95_slippage_and_the_slippage_ewma(
+    config: LoadedConfig, tmp_path: Path
+) -> None:
+    config = with_table(with_table(config, XAU, "limits", cooldown_seconds=0.0), XAU, "risk", max_positions=50)
+    config = with_table(config, XAU, "execution", latency_rtt_ms_limit=0, rtt_cb_ms=0, exec_max_p95_latency_ms=100.0)
+    cases: list[tuple[LoadedConfig, float, float, str]] = [  # (config, latency ms, slippage points, reason)
+        (config, 101.0, 0.0, "p95 latency"),
+        (config, 12.0, 21.0, "p95 slippage"),
+        # EWMA (alpha 0.2) of 0 x 7 then 40 x 3: 8.0, 14.4, 19.5 > 15 on the tenth report only
+        (with_table(config, XAU, "execution", exec_max_p95_slippage_points=1000.0), 12.0, 40.0, "EWMA"),
+    ]
+    for index, (case_config, latency, slippage, expected) in enumerate(cases):
+        core = ready(RiskCore(case_config, RiskStore(tmp_path / f"{index}.sqlite"), FakeClock(float(T0))))
+        for n in range(10):
+            bad = n >= 7
+            core.handle(exec_report(XAU, n, latency_ms=latency if bad else 12.0,
+                                    slippage_points=slippage if bad else 0.0))
+        out = core.handle(signal(XAU, ts=T0 + 1))
+        assert refused_by(out) == "exec_quality", expected
+        assert expected in rejections(out)[0].detail
+
+
+def test_max_signals_per_hour_counts_plans_over_a_sliding_hour(config: LoadedConfig, clock: FakeClock) -> None:
+    core = ready(new_core(with_table(config, BTC, "limits", max_signals_per_hour=2), clock))
+    for n in range(2):
+        only_plan(core.handle(signal(BTC, bar_time=T0 + 60 * n, ts=T0 + 60 * n + 60)))
+    assert refused_by(core.handle(signal(BTC, bar_time=T0 + 120, ts=T0 + 180))) == "max_signals_per_hour"
+    core.handle(heartbeat(T0 + 3660))
+    assert refused_by(core.handle(signal(BTC, bar_time=T0 + 3600))) == "max_signals_per_hour"
+    core.handle(heartbeat(T0 + 3661))  # the first plan (at T0 + 60) has left the window
+    only_plan(core.handle(signal(BTC, bar_time=T0 + 3601)))
+
+
+def test_rules_are_listed_once_each_in_one_place() -> None:
+    names = [rule.name for rule in RULES]
+    assert len(names) == len(set(names)) == 20
+    assert names[:2] == ["trading_switch", "regime"]  # the owner and the hard stop come first

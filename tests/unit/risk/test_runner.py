@@ -25,18 +25,36 @@ from shared.config import LoadedConfig, load_config
 from shared.messages import (
     AccountReply,
     AccountRequest,
+    AccountSnapshot,
     AnyMessage,
+    DayStarted,
+    DealsReply,
+    DealsRequest,
     ExecutionReport,
     OrderPlan,
+    PositionData,
     PositionsReply,
     PositionsRequest,
     RiskState,
     RiskStateReply,
     SetTrading,
+    SignalRejected,
     SymbolSpecReply,
     SymbolSpecRequest,
 )
-from tests.unit.risk.helpers import REPO, SPECS, T0, XAU, account, fill_report, heartbeat, signal, write_system_toml
+from tests.unit.risk.helpers import (
+    BTC,
+    REPO,
+    SPECS,
+    T0,
+    XAU,
+    account,
+    fill_report,
+    heartbeat,
+    position,
+    signal,
+    write_system_toml,
+)
 
 T = TypeVar("T")
 Context = zmq.Context[zmq.Socket[bytes]]
@@ -50,12 +68,19 @@ def ctx() -> Iterator[Context]:
 
 
 class FakeGateway:
-    """The gateway's ROUTER (specs, account, positions) and PUB (heartbeat, account), nothing more."""
+    """The gateway's ROUTER (specs, account, positions, deals) and PUB (heartbeat, account), nothing more.
+
+    ``now`` is its market time and ``positions`` what the broker holds; ``silent`` holds every answer back.
+    """
 
     def __init__(self, ctx: Context, config: LoadedConfig) -> None:
         self.router = Replier(ctx, config.system.endpoint("gateway_rep"))
         self.pub = Publisher(ctx, config.system.endpoint("gateway_pub"))
         self.answered: set[str] = set()
+        self.identities: set[str] = set()
+        self.now: float = T0
+        self.positions: tuple[PositionData, ...] = ()
+        self.silent = False
 
     def close(self) -> None:
         self.router.close()
@@ -63,23 +88,31 @@ class FakeGateway:
 
     def serve(self) -> None:
         """Answer waiting requests and publish one heartbeat and one account snapshot."""
+        if self.silent:
+            return
         while (request := self.router.receive()) is not None:
             identity, message = request
-            assert identity == "risk"
+            self.identities.add(identity)  # a request queued before a reconnection comes under a random one
             self.router.reply(identity, self._answer(message))
-        self.pub.publish(topics.HEARTBEAT, heartbeat(T0))
-        self.pub.publish(topics.ACCOUNT, account(T0))
+        self.pub.publish(topics.HEARTBEAT, heartbeat(self.now))
+        self.pub.publish(topics.ACCOUNT, self._account())
+
+    def _account(self) -> AccountSnapshot:
+        return account(self.now, 4000.0, 4000.0 + sum(p.profit for p in self.positions))
 
     def _answer(self, message: AnyMessage) -> AnyMessage:
         if isinstance(message, SymbolSpecRequest):
             self.answered.add(message.symbol)
-            return SymbolSpecReply(ts=T0, parent=message.id, spec=SPECS[message.symbol])
+            return SymbolSpecReply(ts=self.now, parent=message.id, spec=SPECS[message.symbol])
         if isinstance(message, AccountRequest):
             self.answered.add("account")
-            return AccountReply(ts=T0, parent=message.id, account=account(T0))
+            return AccountReply(ts=self.now, parent=message.id, account=self._account())
+        if isinstance(message, DealsRequest):
+            self.answered.add("deals")
+            return DealsReply(ts=self.now, parent=message.id, deals=())
         assert isinstance(message, PositionsRequest)
         self.answered.add("positions")
-        return PositionsReply(ts=T0, parent=message.id, positions=())
+        return PositionsReply(ts=self.now, parent=message.id, positions=self.positions)
 
 
 def poll_until(fetch: Callable[[], T | None], background: Callable[[], None], timeout_s: float = 15.0) -> T:
@@ -161,6 +194,7 @@ def test_risk_process_plans_publishes_and_answers_over_real_sockets(
 ) -> None:
     system = risk.config.system
     state = poll_until(risk.ready_state, risk.gateway.serve)
+    assert risk.gateway.identities == {"risk"}
     assert state.ts == T0 and state.trading_enabled and state.symbols[XAU].regime == "A"
 
     sent = signal(XAU, confidence=0.92, atr=1.0)
@@ -190,3 +224,83 @@ def test_risk_process_plans_publishes_and_answers_over_real_sockets(
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+AT_15 = 1_752_073_200  # Wed 2025-07-09 15:00 UTC
+NEXT_MIDNIGHT = 1_752_105_600  # Thu 2025-07-10 00:00 UTC
+
+
+class Observer:
+    """Everything risk publishes, kept in order, with the newest RiskState at hand."""
+
+    def __init__(self, subscriber: Subscriber) -> None:
+        self.subscriber = subscriber
+        self.seen: list[AnyMessage] = []
+
+    def drain(self) -> None:
+        while (received := self.subscriber.receive()) is not None:
+            self.seen.append(received.message)
+
+    def state_where(self, test: Callable[[RiskState], bool], since: int = 0) -> Callable[[], RiskState | None]:
+        """A fetch for the newest RiskState passing ``test`` among the messages from index ``since`` on."""
+        def fetch() -> RiskState | None:
+            self.drain()
+            return next((m for m in reversed(self.seen[since:]) if isinstance(m, RiskState) and test(m)), None)
+
+        return fetch
+
+    def of_type(self, kind: type[T]) -> list[T]:
+        self.drain()
+        return [m for m in self.seen if isinstance(m, kind)]
+
+
+def regimes(state: RiskState) -> dict[str, str]:
+    return {symbol: s.regime for symbol, s in state.symbols.items()}
+
+
+def test_sigkill_at_any_moment_keeps_the_hard_stop_and_the_reset_fires_once(ctx: Context, tmp_path: Path) -> None:
+    config_path = write_system_toml(tmp_path, risk="health_interval_s = 0.2\nstate_interval_s = 0.1")
+    config = load_config(config_path)
+    gateway = FakeGateway(ctx, config)
+    observer = Observer(Subscriber(ctx, [config.system.endpoint("risk_pub")], [topics.RISK_ALL]))
+    inbox = Pusher(ctx, config.system.endpoint("risk_in"))
+    process = start_risk(config_path, tmp_path)
+    try:
+        # 15:00: our position is down 7.5 %: hard stop on both symbols
+        gateway.now, gateway.positions = AT_15, (position(900, profit=-300.0, ts=AT_15),)
+        poll_until(observer.state_where(lambda s: regimes(s) == {XAU: "C", BTC: "C"}), gateway.serve)
+        process.kill()  # SIGKILL: no clean-up at all
+        assert process.wait(timeout=10) == -signals.SIGKILL
+
+        # 15:05, the position closed flat: still a hard stop
+        gateway.now, gateway.positions = AT_15 + 300, ()
+        process = start_risk(config_path, tmp_path)
+        state = poll_until(observer.state_where(lambda s: s.ts >= AT_15 + 300), gateway.serve)
+        assert regimes(state) == {XAU: "C", BTC: "C"} and state.symbols[XAU].trading_locked
+        assert inbox.send(signal(XAU, bar_time=AT_15 + 240, ts=AT_15 + 300, confidence=0.96))
+        refusal = poll_until(lambda: next(iter(observer.of_type(SignalRejected)), None), gateway.serve)
+        assert refusal.rule == "regime"
+
+        # midnight: the new day, announced once; killed the moment it is seen
+        gateway.now = NEXT_MIDNIGHT + 30
+        day = poll_until(lambda: next((d for d in observer.of_type(DayStarted) if d.day == "2025-07-10"), None),
+                         gateway.serve)
+        process.kill()
+        process.wait(timeout=10)
+        assert (day.day, day.previous_day, day.start_balance) == ("2025-07-10", "2025-07-09", 4000.0)
+
+        # restarted: nothing from the gateway until we hear the new process, so no event can slip past
+        gateway.silent = True
+        observer.drain()
+        before = len(observer.seen)
+        process = start_risk(config_path, tmp_path)
+        poll_until(observer.state_where(lambda s: s.ts == 0, since=before), gateway.serve)
+        gateway.silent, gateway.now = False, NEXT_MIDNIGHT + 60
+        state = poll_until(observer.state_where(lambda s: s.ts >= NEXT_MIDNIGHT + 60), gateway.serve)
+        assert regimes(state) == {XAU: "A", BTC: "A"}
+        assert [m for m in observer.seen[before:] if isinstance(m, DayStarted)] == []
+        assert [d.day for d in observer.of_type(DayStarted)].count("2025-07-10") == 1
+    finally:
+        stop_risk(process)
+        for closable in (gateway, observer.subscriber, inbox):
+            closable.close()

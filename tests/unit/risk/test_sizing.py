@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from services.risk.sizing import (
     SizingError,
     ceil_to_tick,
+    is_trend,
     leg_count,
     round_price,
     round_volume,
@@ -77,8 +78,28 @@ def test_sl_is_raised_to_the_broker_floor(config: LoadedConfig) -> None:
 
 
 def test_sl_is_raised_to_the_cost_floor(config: LoadedConfig) -> None:
-    floors = sl_floors(0.1, 1000, config.symbols[XAU].sltp, XAU_SPEC)
-    assert floors.distance == pytest.approx(1.0 * 1.8)  # 1000 points = 1.0 of spread, x sltp_cost_spread_mult
+    sltp = config.symbols[XAU].sltp
+    # 1000 points = 1.0 of spread x 1.8, plus the noise: ATR 0.1 x 0.6
+    assert sl_floors(0.1, 1000, sltp, XAU_SPEC).distance == pytest.approx(1.8 + 0.06)
+    # the slippage the execution monitor expects: 50 points = 0.05 x sltp_cost_slip_mult 1.0
+    assert sl_floors(0.1, 1000, sltp, XAU_SPEC, expected_slippage_points=50).distance == pytest.approx(1.91)
+
+
+def test_sl_is_raised_to_the_atr_floor(config: LoadedConfig) -> None:
+    sltp = config.symbols[XAU].sltp.model_copy(update={"sl_atr_mult_trend": 0.5})
+    assert sl_floors(1.0, 200, sltp, XAU_SPEC).distance == pytest.approx(1.15)  # sltp_sl_floor_mult
+
+
+def test_trend_and_range_take_their_own_atr_multiple(config: LoadedConfig) -> None:
+    sltp = config.symbols[XAU].sltp
+    assert sl_floors(1.0, 200, sltp, XAU_SPEC, trend=False).distance == pytest.approx(1.35)
+    confirmed, m1_only = signal(XAU), signal(XAU).model_copy(update={"timeframes": ("M1",)})
+    assert (is_trend(confirmed), is_trend(m1_only)) == (True, False)
+    told = m1_only.model_copy(update={"market_regime": "trend"})
+    assert is_trend(told) and not is_trend(confirmed.model_copy(update={"market_regime": "range"}))
+    sized = size_order(m1_only.model_copy(update={"atr": 1.0}), config.symbols[XAU], XAU_SPEC, 4000.0,
+                       max_legs=3, plan_id="p")
+    assert sized.sl_distance == pytest.approx(1.35)
 
 
 def test_prices_round_to_the_tick_and_volumes_down_to_the_step() -> None:
@@ -132,6 +153,19 @@ def test_a_gold_sell_is_mirrored_from_the_bid(config: LoadedConfig) -> None:
     assert [(leg.volume, leg.sl, leg.tp) for leg in sized.legs] == [(0.41, 3301.15, 3299.0)]
 
 
+def test_regime_b_halves_the_lot_keeps_the_tp_price_and_sends_one_leg(config: LoadedConfig) -> None:
+    sized = size_order(signal(XAU, confidence=0.95, atr=1.0), config.symbols[XAU], XAU_SPEC, 4000.0,
+                       max_legs=3, plan_id="p", reduced=True)
+    assert (sized.lot, sized.tp_distance) == (0.2, 1.0)  # 0.41 x 0.5 rounded down; 41 USD on 0.41 lot
+    assert [(leg.volume, leg.sl, leg.tp) for leg in sized.legs] == [(0.2, 3299.05, 3301.2)]
+
+
+def test_a_wide_spread_in_basis_points_keeps_one_leg(config: LoadedConfig) -> None:
+    multi = config.symbols[XAU].multi_order
+    assert leg_count(0.95, 0.5, multi, spread_in_bps=6.0) == 3
+    assert leg_count(0.95, 0.5, multi, spread_in_bps=6.1) == 1
+
+
 def test_fixed_volume_overrides_the_tier_lot(config: LoadedConfig) -> None:
     btc = config.symbols[BTC]
     btc = btc.model_copy(update={"risk": btc.risk.model_copy(update={"fixed_volume": 0.07})})
@@ -149,7 +183,7 @@ SPEC_VARIANTS = [
 ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     spec_index=st.integers(0, len(SPEC_VARIANTS) - 1),
     balance=st.floats(min_value=1.0, max_value=5_000_000.0),
@@ -159,31 +193,40 @@ SPEC_VARIANTS = [
     spread_points=st.integers(0, 5000),
     side=st.sampled_from(["buy", "sell"]),
     max_legs=st.integers(1, 3),
+    trend=st.booleans(),
+    slippage=st.floats(min_value=0.0, max_value=500.0),
 )
 def test_any_order_respects_volume_limits_and_every_sl_floor(
-    *, spec_index: int, balance: float, confidence: float, strength: float,
-    atr_fraction: float, spread_points: int, side: Side, max_legs: int,
+    *, spec_index: int, balance: float, confidence: float, strength: float, atr_fraction: float,
+    spread_points: int, side: Side, max_legs: int, trend: bool, slippage: float,
 ) -> None:
     spec = SPEC_VARIANTS[spec_index]
     symbol = XAU if spec.name == XAU else BTC
     sig = signal(symbol, side=side, confidence=confidence, strength=strength, spread_points=spread_points)
-    sig = sig.model_copy(update={"atr": sig.price * atr_fraction})
+    sig = sig.model_copy(update={"atr": sig.price * atr_fraction, "market_regime": "trend" if trend else "range"})
     cfg = shipped_symbol_config(symbol)
-    sized = size_order(sig, cfg, spec, balance, max_legs=max_legs, plan_id="p")
-    floors = sl_floors(sig.atr, spread_points, cfg.sltp, spec)
-    assert 1 <= len(sized.legs) <= max_legs
-    first_sl_distance = abs(sized.entry - sized.legs[0].sl)
-    for leg in sized.legs:
-        assert spec.volume_min - 1e-9 <= leg.volume <= spec.volume_max + 1e-9
-        steps = leg.volume / spec.volume_step
-        assert abs(steps - round(steps)) < 1e-6 or leg.volume == spec.volume_max
-        sl_distance = abs(sized.entry - leg.sl)
-        assert sl_distance >= max(floors.atr, floors.broker, floors.cost) - 1e-9
-        assert sl_distance >= first_sl_distance - 1e-9  # extra legs never get a tighter SL
-        assert (leg.sl < sized.entry < leg.tp) if side == "buy" else (leg.tp < sized.entry < leg.sl)
-        for price in (leg.sl, leg.tp):
-            ticks = price / spec.trade_tick_size
-            assert abs(ticks - round(ticks)) < 1e-6
+    full, reduced = (size_order(sig, cfg, spec, balance, max_legs=max_legs, plan_id="p", reduced=flag,
+                                expected_slippage_points=slippage) for flag in (False, True))
+    floors = sl_floors(sig.atr, spread_points, cfg.sltp, spec, trend=trend, expected_slippage_points=slippage)
+    assert sum(leg.volume for leg in reduced.legs) <= sum(leg.volume for leg in full.legs) + 1e-9
+    assert len(reduced.legs) <= min(len(full.legs), cfg.risk.regime_b_max_orders)
+    spread = spread_points * spec.point
+    for sized in (full, reduced):
+        assert 1 <= len(sized.legs) <= max_legs
+        first_sl_distance = abs(sized.entry - sized.legs[0].sl)
+        for leg in sized.legs:
+            assert spec.volume_min - 1e-9 <= leg.volume <= spec.volume_max + 1e-9
+            steps = leg.volume / spec.volume_step
+            assert abs(steps - round(steps)) < 1e-6 or leg.volume == spec.volume_max
+            sl_distance = abs(sized.entry - leg.sl)
+            assert sl_distance >= max(floors.atr, floors.atr_floor, floors.broker, floors.cost) - 1e-9
+            assert sl_distance >= first_sl_distance - 1e-9  # extra legs never get a tighter SL
+            # never inside the broker's limits, measured from the price MT5 checks (bid for a BUY's SL)
+            assert sl_distance - spread >= (spec.trade_stops_level + spec.trade_freeze_level) * spec.point - 1e-9
+            assert (leg.sl < sized.entry < leg.tp) if side == "buy" else (leg.tp < sized.entry < leg.sl)
+            for price in (leg.sl, leg.tp):
+                ticks = price / spec.trade_tick_size
+                assert abs(ticks - round(ticks)) < 1e-6
 
 
 def test_specs_with_a_tick_value_of_zero_are_refused(config: LoadedConfig) -> None:
