@@ -6,4 +6,5 @@ from shared.strategy.core import StrategyCore
 
 
 class BtcStrategy(StrategyCore):
-    """Bitcoin trades 24/7; the shared engine needs no extra rule for it yet (its config differs)."""
+    """Bitcoin trades 24/7 and its feed carries real volume: the shared engine covers it with
+    bitcoin's configuration (configs/btc.toml). The class is the place for a rule only bitcoin needs."""

@@ -1,9 +1,18 @@
-"""The runner both strategy services use: subscribe, warm up from the gateway, analyse, push signals."""
+"""The runner both strategy services use: subscribe, warm up from the gateway, analyse, push signals.
+
+Start-up is recovery: the market and risk subscriptions open first, then the gateway is asked for the
+symbol spec and the recent history of M15, M5 and M1, which the core folds in exactly as live bars
+(``StrategyCore.warm_up``), so a strategy restarted mid-session analyses fully from its next bar.
+Bars that arrive while the history is being fetched wait in ``pending`` and follow it (the core drops
+the ones the history already holds). If the gateway does not answer, the timer asks again; should
+``MAX_PENDING`` bars pile up meanwhile, the strategy starts cold from them rather than wait forever.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections import deque
 from collections.abc import Callable
 
 import zmq
@@ -12,7 +21,7 @@ from shared import topics
 from shared.bus import Pusher, Received, Requester, Subscriber
 from shared.clock import LiveClock
 from shared.config import ConfigError, LoadedConfig
-from shared.messages import HistoryReply, HistoryRequest, Timeframe
+from shared.messages import Bar, HistoryReply, HistoryRequest, Message, SymbolSpecReply, SymbolSpecRequest, Timeframe
 from shared.secrets import Secrets
 from shared.service import EventLoop, ServeFunction, drain
 from shared.strategy.core import StrategyCore
@@ -20,17 +29,32 @@ from shared.symbol_config import SymbolConfig
 
 log = logging.getLogger(__name__)
 WARMUP_ORDER: tuple[Timeframe, ...] = ("M15", "M5", "M1")
+MAX_PENDING = 2000
+
+
+def fetch_spec(core: StrategyCore, gateway: Requester, timeout_s: float) -> bool:
+    """Ask the gateway for the symbol spec (the spread penalty needs its point); False if no answer."""
+    reply = gateway.request(SymbolSpecRequest(ts=0.0, symbol=core.symbol), timeout_s)
+    if not isinstance(reply, SymbolSpecReply):
+        return False
+    core.handle(reply)
+    return True
 
 
 def warm_up(core: StrategyCore, gateway: Requester, count: int, timeout_s: float) -> bool:
-    """Ask the gateway for recent history of each timeframe; False if it did not answer."""
+    """Fold the gateway's last ``count`` closed bars of each timeframe into ``core``; False (and
+    nothing folded) if the gateway did not answer every request."""
+    history: list[Bar] = []
     for timeframe in WARMUP_ORDER:
         request = HistoryRequest(ts=0.0, symbol=core.symbol, timeframe=timeframe, count=count)
         reply = gateway.request(request, timeout_s)
         if not isinstance(reply, HistoryReply):
+            log.warning("no %s history from the gateway yet (%s)", timeframe, type(reply).__name__)
             return False
-        used = core.warm_up(list(reply.bars))
-        log.info("warmed up %s with %d closed bars", timeframe, used)
+        history.extend(reply.bars)
+    used = core.warm_up(history)
+    log.info("warmed up with %d closed bars (M1 %d, M5 %d, M15 %d); full analysis %s", used,
+             core.m1.bars, core.m5.bars, core.m15.bars, "ready" if core.ready else "not ready yet")
     return True
 
 
@@ -45,24 +69,42 @@ def strategy_server(service: str, symbol: str, make_core: Callable[[SymbolConfig
         clock = LiveClock()
         ctx = zmq.Context()
         # Subscribe before asking for history, so no bar falls between the two (the core drops overlaps).
-        market = Subscriber(ctx, [config.system.endpoint("gateway_pub")], [topics.bar(symbol)],
+        market = Subscriber(ctx, [config.system.endpoint("gateway_pub")], [topics.bar(symbol), topics.HEARTBEAT],
                             name=f"{service} market data")
-        risk_events = Subscriber(ctx, [config.system.endpoint("risk_pub")], [topics.RISK_STATE],
+        risk_events = Subscriber(ctx, [config.system.endpoint("risk_pub")], [topics.RISK_STATE, topics.RISK_REGIME],
                                  name=f"{service} risk events")
         signals = Pusher(ctx, config.system.endpoint("risk_in"))
         gateway = Requester(ctx, config.system.endpoint("gateway_rep"), service)
-        warmed = False
+        pending: deque[Bar] = deque()
+        warmed = spec_known = False
 
-        def try_warm_up() -> None:
-            nonlocal warmed
-            if not warmed:
-                warmed = warm_up(core, gateway, settings.warmup_bars, settings.request_timeout_s)
-
-        def on_message(received: Received) -> None:
-            for signal in core.handle(received.message):
+        def analyse(message: Message) -> None:
+            for signal in core.handle(message):
                 if signals.send(signal):
                     log.info("signal %s %s net_norm=%+.3f confidence=%.2f (%s)", signal.symbol, signal.side,
                              signal.net_norm, signal.confidence, "; ".join(signal.reasons))
+
+        def try_warm_up() -> None:
+            nonlocal warmed, spec_known
+            if not spec_known:
+                spec_known = fetch_spec(core, gateway, settings.request_timeout_s)
+            if warmed:
+                return
+            warmed = warm_up(core, gateway, settings.warmup_bars, settings.request_timeout_s)
+            if not warmed and len(pending) < MAX_PENDING:
+                return
+            if not warmed:
+                log.warning("no history from the gateway after %d live bars: starting cold", len(pending))
+                warmed = True
+            while pending:
+                analyse(pending.popleft())
+
+        def on_message(received: Received) -> None:
+            message = received.message
+            if isinstance(message, Bar) and not warmed:
+                pending.append(message)
+                return
+            analyse(message)
 
         try_warm_up()
         loop = EventLoop(clock)
