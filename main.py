@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 from secrets import token_urlsafe
 
-from services.gateway_mt5.runner import validate_backend_config
+from services.gateway_mt5.runner import check_backend
 from shared.config import CONFIG_EXIT_STATUS, ConfigError, load_config
-from shared.secrets import load_secrets
+from shared.secrets import Secrets, load_secrets
 
 ROOT = Path(__file__).resolve().parent
 SUPERVISOR_CONF = ROOT / "deploy" / "supervisord.conf"
 SERVICES = ("gateway_mt5", "strategy_xau", "strategy_btc", "risk", "executor", "telegram")
 
 
-def _environment(config_path: Path, headless: bool, engine_only: bool) -> dict[str, str]:
+def _environment(config_path: Path, credentials: Secrets, headless: bool, engine_only: bool) -> dict[str, str]:
     """Validate everything, then build the variables deploy/supervisord.conf expands."""
     config = load_config(config_path)
-    validate_backend_config(config)
+    check_backend(config, credentials)
     paths = config.system.paths
     for directory in (paths.logs_dir, paths.run_dir, paths.state_dir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,25 @@ def _environment(config_path: Path, headless: bool, engine_only: bool) -> dict[s
         "PORTFOLIO_PYTHON": sys.executable,
         "PORTFOLIO_TELEGRAM_AUTOSTART": "false" if headless else "true",
         "PORTFOLIO_TELEGRAM_MODE": "notify_only" if engine_only else "full",
+        "PORTFOLIO_BACKEND": config.system.broker.backend,
+        "PORTFOLIO_STATE": str(paths.state_dir),
     }
+
+
+def fresh_simulated_account(state_dir: Path) -> None:
+    """Each start of the simulated broker is a new account replaying from the start of the data, so the
+    risk day and the executor journal of the previous run must not carry over (risk would wait for a
+    day it already saw; the executor would look for positions the new account never had). The last
+    run's state is kept in state/previous/ for reading."""
+    files = [p for p in state_dir.iterdir() if p.is_file()]
+    if not files:
+        return
+    previous = state_dir / "previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir()
+    for path in files:
+        path.rename(previous / path.name)
+    print(f"Simulated broker: a fresh account; the last run's state is in {previous}.")
 
 
 def supervisor_password(run_dir: Path) -> str:
@@ -73,19 +92,22 @@ def main(argv: list[str] | None = None) -> int:  # returns only on error: it exe
     headless = args.headless
     try:
         credentials = load_secrets()
-        if not headless and not args.command and (credentials.BOT_TOKEN is None or credentials.ADMIN_ID is None):
-            print("BOT_TOKEN or ADMIN_ID is not set: starting headless (no Telegram).")
-            headless = True
-        env = _environment(args.config, headless, args.engine_only)
+        no_bot = credentials.BOT_TOKEN is None or credentials.ADMIN_ID is None
+        env = _environment(args.config, credentials, headless or no_bot, args.engine_only)
     except (ConfigError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return CONFIG_EXIT_STATUS
+    if no_bot and not headless and not args.command:
+        print("BOT_TOKEN or ADMIN_ID is not set: starting headless (no Telegram).")
+        headless = True
     os.environ.update(env)
     if args.command:
         if args.command[0] != "ctl":
             parser.error(f"unknown command {args.command[0]!r}; use 'ctl ARGS...'")
         ctl = [_bin("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args.command[1:]]
         os.execv(ctl[0], ctl)
+    if env["PORTFOLIO_BACKEND"] == "sim":
+        fresh_simulated_account(Path(env["PORTFOLIO_STATE"]))
     print(f"Starting {', '.join(s for s in SERVICES if s != 'telegram' or not headless)} under supervisord.")
     print(f"Logs: {env['PORTFOLIO_LOGS']}/<service>.log (one per service), "
           f"{env['PORTFOLIO_LOGS']}/portfolio_engine_health.log (health line).")

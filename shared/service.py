@@ -95,6 +95,7 @@ def drain(receive: Callable[[], Any | None], handle: Callable[[Any], None], limi
 
 
 ServeFunction = Callable[[LoadedConfig, Secrets, argparse.Namespace], None]
+CheckFunction = Callable[[LoadedConfig, Secrets], object]
 
 
 def run_service(
@@ -102,11 +103,14 @@ def run_service(
     serve: ServeFunction,
     argv: Sequence[str] | None = None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    check: CheckFunction | None = None,
 ) -> int:
     """Parse arguments, load and validate config and secrets, set up logging, then serve.
 
     Returns the process exit status: 2 for a configuration problem (one line on stderr, before any
-    socket is opened), 1 for a crash (logged with its traceback), 0 after a clean stop.
+    socket is opened), 1 for a crash (logged with its traceback), 0 after a clean stop. ``check`` is
+    the service's own validation (e.g. the broker backend's settings); it runs before logging starts,
+    and a ConfigError from it is that same one line.
     """
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     parser.add_argument("--config", type=Path, default=Path(os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG)))
@@ -116,6 +120,8 @@ def run_service(
     try:
         config = load_config(args.config)
         secrets = load_secrets()
+        if check is not None:
+            check(config, secrets)
     except (ConfigError, ValueError) as exc:
         print(f"{service}: configuration error: {exc}", file=sys.stderr)
         return CONFIG_EXIT_STATUS

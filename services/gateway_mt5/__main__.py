@@ -1,6 +1,6 @@
 import sys
 
-from services.gateway_mt5.runner import precheck, serve
+from services.gateway_mt5.runner import check_backend, serve
 from shared.service import run_service
 
-sys.exit(precheck(sys.argv[1:]) or run_service("gateway_mt5", serve))
+sys.exit(run_service("gateway_mt5", serve, check=check_backend))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
-from pathlib import Path
 
 import zmq
 from pydantic import BaseModel, ConfigDict
@@ -20,9 +17,9 @@ from services.gateway_mt5.terminal.lock import LockHeld
 from services.gateway_mt5.terminal.settings import TerminalSettings, api_factory, credentials, terminal_settings
 from shared.bus import Publisher, Replier
 from shared.clock import Clock, LiveClock
-from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, load_config, validate_table
+from shared.config import ConfigError, LoadedConfig, validate_table
 from shared.secrets import Secrets, load_secrets
-from shared.service import CONFIG_VARIABLE, DEFAULT_CONFIG, EventLoop, drain
+from shared.service import EventLoop, drain
 
 log = logging.getLogger("gateway_mt5")
 
@@ -62,29 +59,13 @@ def make_broker(config: LoadedConfig, clock: Clock, secrets: Secrets | None = No
         raise ConfigError(f"broker.backend = {settings.backend!r}: {exc}") from None
 
 
-def precheck(argv: list[str]) -> int:
-    """Check the backend (package installed, bridge on loopback, hours, credentials) before logging starts.
-
-    run_service sets up logging before ``serve`` runs, so a problem found there reaches stderr as three
-    lines; found here it is the one line (exit 2) an operator running the gateway by hand should see.
-    Anything else is left to run_service, which reports it the usual way.
-    """
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--config", type=Path, default=Path(os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG)))
-    args, _ = parser.parse_known_args(argv)
-    try:
-        config = load_config(args.config)
-        secrets = load_secrets()
-    except (ConfigError, ValueError):
-        return 0  # run_service reports these
-    try:
-        settings = validate_backend_config(config)
-        if isinstance(settings, TerminalSettings):
-            credentials(secrets, settings.backend)
-    except ConfigError as exc:
-        print(f"gateway_mt5: configuration error: {exc}", file=sys.stderr)
-        return CONFIG_EXIT_STATUS
-    return 0
+def check_backend(config: LoadedConfig, secrets: Secrets) -> None:
+    """Everything about the backend that can be wrong before a socket opens: its settings, the package
+    being installed, a loopback bridge, market hours, and for a real terminal the three credentials.
+    run_service (and main.py, before supervisord starts) turn a ConfigError into one line and exit 2."""
+    settings = validate_backend_config(config)
+    if isinstance(settings, TerminalSettings):
+        credentials(secrets, settings.backend)
 
 
 def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> None:
