@@ -65,8 +65,9 @@ def test_every_timeframe_is_published_once_and_in_order(gateway: tuple[GatewayCo
 
 def test_gold_is_reported_closed_in_its_daily_break(gateway: tuple[GatewayCore, FakeClock]) -> None:
     core, clock = gateway
-    # The replay starts 2025-07-10 17:00 UTC; gold's summer break is 21:00-22:00 UTC.
-    before = run(core, clock, 4 * 60 + 10)
+    start = core.broker.start  # type: ignore[attr-defined]  # the SimBroker's first replayed minute
+    break_starts = (int(start) // 86_400) * 86_400 + 21 * 3_600  # gold's summer break is 21:00-22:00 UTC
+    before = run(core, clock, int(break_starts - start) // 60 + 10)  # to 21:10, one M1 bar per second at 60x
     beat = core.heartbeat()[1]
     assert isinstance(beat, GatewayHeartbeat)
     assert beat.symbols["XAUUSDm"].reason == "market_closed" and not beat.symbols["XAUUSDm"].ok
