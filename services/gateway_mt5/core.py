@@ -9,7 +9,11 @@ the data is fresh and, if not, why. Only the executor's identity may send broker
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TextIO
 
 from pydantic import BaseModel
 
@@ -44,6 +48,30 @@ log = logging.getLogger(__name__)
 
 MUTATING_CALLER = "executor"
 Publication = tuple[str, Message]
+BENCH_DIR_VARIABLE = "PORTFOLIO_BENCH_DIR"  # benchmarks only: where LatencyProbe writes; unset in production
+
+
+class LatencyProbe:
+    """Benchmarks only (``make bench`` sets PORTFOLIO_BENCH_DIR): one line per closed M1 bar published
+    (``bar SYMBOL BAR_TIME T``) and per order_send received (``order COMMENT T``), T from perf_counter,
+    appended to ``gateway_latency.txt`` there. bench/bench_pipeline.py joins them on the leg id, which
+    carries the bar's symbol and time. Measurement, not a decision: the wall clock is allowed here."""
+
+    FILE_NAME = "gateway_latency.txt"
+
+    def __init__(self, directory: Path) -> None:
+        self._out: TextIO = (directory / self.FILE_NAME).open("a", buffering=1)  # a line is one write
+
+    @classmethod
+    def from_environment(cls) -> LatencyProbe | None:
+        directory = os.environ.get(BENCH_DIR_VARIABLE, "")
+        return cls(Path(directory)) if directory else None
+
+    def bar(self, bar: Bar) -> None:
+        self._out.write(f"bar {bar.symbol} {bar.time} {time.perf_counter():.6f}\n")
+
+    def order(self, comment: str) -> None:
+        self._out.write(f"order {comment} {time.perf_counter():.6f}\n")
 
 
 class GatewayCore:
@@ -62,6 +90,7 @@ class GatewayCore:
         self._connect_error = ""
         self.duplicate_bars = 0
         self.refused_requests = 0
+        self.probe = LatencyProbe.from_environment()
 
     # ------------------------------------------------------------------ market data
 
@@ -122,6 +151,8 @@ class GatewayCore:
             self.duplicate_bars += 1
             return []
         self._last_bar_time[key] = bar.time
+        if self.probe is not None and bar.timeframe == "M1":
+            self.probe.bar(bar)
         return [(topics.bar(bar.symbol, bar.timeframe), bar)]
 
     def symbol_health(self, symbol: str) -> SymbolHealth:
@@ -164,6 +195,8 @@ class GatewayCore:
         parent = getattr(request, "id", "?")
         ts = self.market_now
         if isinstance(request, OrderSendRequest):
+            if self.probe is not None:
+                self.probe.order(request.request.comment)
             if caller != MUTATING_CALLER:
                 self.refused_requests += 1
                 log.warning("refused order_send from %r: only the executor may change broker state", caller)
@@ -173,12 +206,13 @@ class GatewayCore:
         if not self.connected and not self.connect():
             return ErrorReply(ts=ts, parent=parent, code="broker_unavailable", text="broker not connected")
         try:
+            symbol = getattr(request, "symbol", None)
+            if symbol is not None and symbol not in self.broker.symbols():
+                return ErrorReply(ts=ts, parent=parent, code="unknown_symbol", text=symbol)
             if isinstance(request, HistoryRequest):
                 bars = self.broker.history(request.symbol, request.timeframe, request.count)
                 return HistoryReply(ts=ts, parent=parent, bars=tuple(bars))
             if isinstance(request, SymbolSpecRequest):
-                if request.symbol not in self.broker.symbols():
-                    return ErrorReply(ts=ts, parent=parent, code="unknown_symbol", text=request.symbol)
                 return SymbolSpecReply(ts=ts, parent=parent, spec=self.broker.symbol_spec(request.symbol))
             if isinstance(request, AccountRequest):
                 account = self.broker.account().model_copy(update={"ts": ts})

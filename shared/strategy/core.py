@@ -93,6 +93,9 @@ class StrategyCore:
         self._atr_rel = (ind.atr_rel_lo, ind.atr_rel_hi)
         self.confidence_formula = f"{sig.confidence_bias:g}+{sig.confidence_gain:g}x"  # for the reasons
         self._last_net = 0.0
+        # Benchmark mode only (``make bench``: PORTFOLIO_BENCH_SIGNAL_EVERY_BAR=1, read by the runner): every
+        # analysed M1 bar becomes a signal, so the pipeline latency is measured on every bar. Off in production.
+        self.signal_every_bar = False
 
     # ------------------------------------------------------------------ messages in
 
@@ -242,6 +245,8 @@ class StrategyCore:
 
     def _decide(self, net: float, strength: float, bar: Bar) -> str:
         """"signal", or why this bar gives none."""
+        if self.signal_every_bar:
+            return "signal"
         if strength < self._threshold or strength < MIN_STRENGTH:
             return "below threshold"
         if net * self._last_net < 0.0 and strength < self._flip_threshold:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections import deque
 from collections.abc import Callable
 
@@ -30,6 +31,10 @@ from shared.symbol_config import SymbolConfig
 log = logging.getLogger(__name__)
 WARMUP_ORDER: tuple[Timeframe, ...] = ("M15", "M5", "M1")
 MAX_PENDING = 2000
+# Benchmarks only: "1" makes every analysed M1 bar a signal (``StrategyCore.signal_every_bar``).
+EVERY_BAR_VARIABLE = "PORTFOLIO_BENCH_SIGNAL_EVERY_BAR"
+# Logged once, at the first live M1 bar that gets a full analysis: the start-up benchmark waits for it.
+FIRST_ANALYSIS_MARKER = "first bar analysed"
 
 
 def fetch_spec(core: StrategyCore, gateway: Requester, timeout_s: float) -> bool:
@@ -58,6 +63,29 @@ def warm_up(core: StrategyCore, gateway: Requester, count: int, timeout_s: float
     return True
 
 
+def apply_bench_mode(core: StrategyCore) -> None:
+    """Benchmarks only: with PORTFOLIO_BENCH_SIGNAL_EVERY_BAR=1 every analysed M1 bar is a signal."""
+    if os.environ.get(EVERY_BAR_VARIABLE) == "1":
+        core.signal_every_bar = True
+        log.warning("BENCHMARK MODE (%s=1): every analysed M1 bar is a signal", EVERY_BAR_VARIABLE)
+
+
+class FirstAnalysis:
+    """Logs FIRST_ANALYSIS_MARKER once, after the first live M1 bar the core analysed (start-up bench)."""
+
+    def __init__(self, core: StrategyCore) -> None:
+        self.core = core
+        self.done = False
+
+    def after(self, message: Message) -> None:
+        analysed = self.core.last_analysis
+        if self.done or not isinstance(message, Bar) or message.timeframe != "M1" or analysed is None:
+            return
+        if analysed.bar_time == message.time:
+            self.done = True
+            log.info("%s: %s M1 %d", FIRST_ANALYSIS_MARKER, self.core.symbol, analysed.bar_time)
+
+
 def strategy_server(service: str, symbol: str, make_core: Callable[[SymbolConfig], StrategyCore]) -> ServeFunction:
     """The serve function of one strategy service."""
 
@@ -65,6 +93,7 @@ def strategy_server(service: str, symbol: str, make_core: Callable[[SymbolConfig
         if symbol not in config.symbols:
             raise ConfigError(f"{config.path}: [symbols] has no {symbol!r}, which {service} trades")
         core = make_core(config.symbols[symbol])
+        apply_bench_mode(core)
         settings = config.system.strategy
         clock = LiveClock()
         ctx = zmq.Context()
@@ -77,9 +106,12 @@ def strategy_server(service: str, symbol: str, make_core: Callable[[SymbolConfig
         gateway = Requester(ctx, config.system.endpoint("gateway_rep"), service)
         pending: deque[Bar] = deque()
         warmed = spec_known = False
+        first = FirstAnalysis(core)
 
         def analyse(message: Message) -> None:
-            for signal in core.handle(message):
+            emitted = core.handle(message)
+            first.after(message)
+            for signal in emitted:
                 if signals.send(signal):
                     log.info("signal %s %s net_norm=%+.3f confidence=%.2f (%s)", signal.symbol, signal.side,
                              signal.net_norm, signal.confidence, "; ".join(signal.reasons))
