@@ -4,6 +4,7 @@
     python main.py --headless      everything except Telegram (VPS mode)
     python main.py --engine-only   Telegram only sends notifications, accepts no commands
     python main.py ctl status      supervisorctl on the running system (also: stop, restart NAME ...)
+    python main.py backtest ...    the same cores on history in one process (`main.py backtest --help`)
 
 Every config file is validated before anything starts: a bad value prints one line naming the file,
 the key, the value and what is allowed, and exits with status 2.
@@ -80,7 +81,12 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def main(argv: list[str] | None = None) -> int:  # returns only on error: it execs supervisord
+def main(argv: list[str] | None = None) -> int:  # returns only on error or a backtest: it execs supervisord
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["backtest"]:
+        from backtest.cli import main as backtest  # noqa: PLC0415  (only the backtest needs its imports)
+
+        return backtest(arguments[1:])
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     default_config = Path(os.environ.get("PORTFOLIO_CONFIG", ROOT / "configs" / "system.toml"))

@@ -83,6 +83,23 @@ class Summary:
     orders_by_tier: dict[int, int] = field(default_factory=dict)
     average_latency_ms: float | None = None
     average_slippage_points: float | None = None
+    orders_by_confidence: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    """What the run assumed and met (data gaps, faults, how fills are made), printed under the figures."""
+
+
+CONFIDENCE_TIERS = (0.80, 0.85, 0.90, 0.95)
+"""Bounds of the confidence tiers orders are counted by (the signals' 70-96 % range, cut where the
+symbols' thresholds sit: 80 % regime A on gold, 85 / 90 % for a second and third leg, 90 % regime B)."""
+
+
+def confidence_tier(confidence: float) -> str:
+    """'<80 %', '80-85 %', ..., '>=95 %'."""
+    bounds = [round(b * 100) for b in CONFIDENCE_TIERS]
+    for low, high in zip([None, *bounds], [*bounds, None], strict=True):
+        if high is not None and confidence * 100 < high - 1e-9:
+            return f"<{high} %" if low is None else f"{low}-{high} %"
+    return f">={bounds[-1]} %"
 
 
 def utc_day(epoch: float) -> str:
@@ -121,6 +138,7 @@ def summarise(
     equity: Sequence[EquityPoint],
     start_balance: float,
     regime_days: dict[str, set[str]] | None = None,
+    notes: dict[str, str] | None = None,
 ) -> Summary:
     """Every figure of the report. Sharpe is annualised with sqrt(365): bitcoin trades every day."""
     closed = [t for t in trades if t.exit_reason != "open"]
@@ -136,6 +154,8 @@ def summarise(
     days = len({utc_day(p.time) for p in equity})
     regime_days = regime_days or {}
     plans: dict[str, int] = {t.plan_id: t.legs_in_plan for t in trades}
+    confidence: dict[str, float] = {t.plan_id: t.confidence for t in trades}
+    tiers = Counter(confidence_tier(value) for value in confidence.values())
     return Summary(
         start_balance=start_balance,
         end_balance=end_balance,
@@ -157,7 +177,13 @@ def summarise(
         orders_by_tier=dict(sorted(Counter(plans.values()).items())),
         average_latency_ms=statistics.mean(t.latency_ms for t in trades) if trades else None,
         average_slippage_points=statistics.mean(t.slippage_points for t in trades) if trades else None,
+        orders_by_confidence={tier: tiers[tier] for tier in _tier_order() if tier in tiers},
+        notes=dict(notes or {}),
     )
+
+
+def _tier_order() -> list[str]:
+    return [confidence_tier(b - 0.001) for b in CONFIDENCE_TIERS] + [confidence_tier(1.0)]
 
 
 def _cell(value: object) -> str:
@@ -198,9 +224,11 @@ def format_summary(summary: Summary) -> str:
         ("Sharpe (daily, annualised)", fmt(summary.sharpe_daily, ".2f")),
         ("trades per day", fmt(summary.trades_per_day, ".1f")),
         ("days / in B / in C", f"{summary.days} / {summary.days_in_b} / {summary.days_in_c}"),
-        ("orders by tier (legs: plans)", ", ".join(f"{k}: {v}" for k, v in summary.orders_by_tier.items()) or "-"),
+        ("plans by legs (legs: plans)", ", ".join(f"{k}: {v}" for k, v in summary.orders_by_tier.items()) or "-"),
+        ("orders by confidence", ", ".join(f"{k}: {v}" for k, v in summary.orders_by_confidence.items()) or "-"),
         ("average latency", fmt(summary.average_latency_ms, ".2f", " ms")),
         ("average slippage", fmt(summary.average_slippage_points, ".1f", " points")),
+        *summary.notes.items(),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
