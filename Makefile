@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-headless stop status restart-strategies test test-fast lint bench venv clean
+.PHONY: run run-headless stop status restart-strategies backtest test test-fast soak lint bench venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -32,6 +32,11 @@ status: $(STAMP)
 restart-strategies: $(STAMP)
 	$(PY) main.py ctl restart strategy_xau strategy_btc
 
+# The live cores on the shipped history in one process; report in reports/$(NAME). Options: ARGS="--from ...".
+NAME ?= shipped
+backtest: $(STAMP)
+	$(PY) main.py backtest --out reports/$(NAME) $(ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy shared services backtest tests main.py
@@ -41,6 +46,13 @@ test: lint
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not system"
+
+# The chaos test of `make test` for longer (default 30 minutes): SIGKILLs under supervisord with broker faults.
+# Figures in the output and docs/RELIABILITY.md. Options: SOAK_SECONDS=1800 SOAK_SEED=7.
+SOAK_SECONDS ?= 1800
+SOAK_SEED ?= 7
+soak: $(STAMP)
+	CHAOS_SECONDS=$(SOAK_SECONDS) CHAOS_SEED=$(SOAK_SEED) $(VENV)/bin/pytest -q -s tests/system/test_chaos.py
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -23,6 +23,7 @@ import os
 import random
 import struct
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import TypeVar
@@ -46,12 +47,17 @@ def prepare_endpoint(endpoint: str) -> None:
             os.makedirs(directory, exist_ok=True)
 
 
+_COUNTERS: weakref.WeakSet[DropCounter] = weakref.WeakSet()  # every live counter of this process (DropLog)
+_SUBSCRIBERS: weakref.WeakSet[Subscriber] = weakref.WeakSet()
+
+
 class DropCounter:
     """Counts received frames that were refused, by reason, and logs each one (rate-limited)."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.by_reason: Counter[str] = Counter()
+        _COUNTERS.add(self)
 
     @property
     def total(self) -> int:
@@ -64,6 +70,49 @@ class DropCounter:
         if count <= 10 or count % 1000 == 0:  # a flood of garbage must not become a flood of log lines
             text = str(error) if isinstance(error, DecodeError) else f"{reason}: {detail}"
             log.warning("dropped a frame on %s (%s, %d so far): %s", self.where, reason, count, text[:300])
+
+
+class DropLog:
+    """A service's drop counters (refused frames by socket and reason, PUB/SUB sequence gaps), logged at a
+    cadence only when they changed, so a quiet log means nothing was lost. Without arguments it covers every
+    counter and subscriber of the process, so no runner has to list its sockets."""
+
+    def __init__(self, counters: list[DropCounter] | None = None, subscribers: list[Subscriber] | None = None) -> None:
+        self._counters = counters
+        self._subscribers = subscribers
+        self._last: str = ""
+
+    @property
+    def counters(self) -> list[DropCounter]:
+        return self._counters if self._counters is not None else sorted(_COUNTERS, key=lambda c: c.where)
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        return self._subscribers if self._subscribers is not None else list(_SUBSCRIBERS)
+
+    @property
+    def dropped(self) -> int:
+        return sum(counter.total for counter in self.counters)
+
+    @property
+    def gaps(self) -> int:
+        return sum(subscriber.gaps_total for subscriber in self.subscribers)
+
+    def summary(self) -> str:
+        """'risk_in: not_msgpack=3 invalid=1; gateway_pub: gaps=2', or '' while nothing was lost."""
+        parts = []
+        for counter in self.counters:
+            if counter.total:
+                reasons = " ".join(f"{r}={n}" for r, n in sorted(counter.by_reason.items()))
+                parts.append(f"{counter.where}: {reasons}")
+        parts += [f"{s.drops.where}: gaps={s.gaps_total}" for s in self.subscribers if s.gaps_total]
+        return "; ".join(parts)
+
+    def log_if_changed(self) -> None:
+        text = self.summary()
+        if text and text != self._last:
+            log.warning("drop counters: %s", text)
+        self._last = text
 
 
 # ------------------------------------------------------------------------------------------ PUB/SUB
@@ -119,6 +168,7 @@ class Subscriber:
         self.drops = DropCounter(name)
         self.gaps_total = 0
         self._last: dict[str, tuple[int, int]] = {}
+        _SUBSCRIBERS.add(self)
 
     def receive(self) -> Received | None:
         """One frame if any is waiting (non-blocking); None when there is none or it was dropped."""

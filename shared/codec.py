@@ -4,7 +4,8 @@ Every received frame goes through ``decode``. It refuses, with a ``DecodeError``
 short stable label (for drop counters) and whose text says what was wrong, anything that is not a
 valid message of this protocol version: oversize frames, bytes that are not msgpack, a top level that
 is not a map, unknown types, other versions, extra or missing fields, wrong types, NaN/inf, impossible
-prices. The service counts and logs the drop and goes on.
+prices, and values of the wrong type (validation is strict: "1.5" is not a price). The service counts
+and logs the drop and goes on.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def decode(frame: bytes) -> AnyMessage:
             frame,
             raw=False,
             strict_map_key=True,
+            use_list=False,  # arrays as tuples, which is what the models hold (and strict mode requires)
         )
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise DecodeError("not_msgpack", f"{type(exc).__name__}: {exc}") from None
@@ -54,7 +56,9 @@ def decode(frame: bytes) -> AnyMessage:
     if version != PROTOCOL_VERSION:
         raise DecodeError("bad_version", f"version {version!r}, this service speaks {PROTOCOL_VERSION}")
     try:
-        return _ADAPTER.validate_python(obj)
+        # Strict: no coercion. A string where a number belongs is a wrong type, not a number to parse (lax
+        # parsing turned "999...9" into an int too big to re-encode, which crashed the forwarding service).
+        return _ADAPTER.validate_python(obj, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         if first.get("type") == "union_tag_invalid" or first.get("type") == "union_tag_not_found":

@@ -99,6 +99,11 @@ class GatewaySection(Section):
     heartbeat_interval_s: float = Field(1.0, gt=0, le=60)
     account_interval_s: float = Field(1.0, gt=0, le=60)
     stale_after_s: float = Field(120.0, gt=0, description="market seconds without a tick before 'stale'")
+    lockstep_quiet_s: float = Field(0.0, ge=0, le=10, description="sim only: replay in lockstep, publishing each "
+                                    "half of the next bar time after this long without a request (parity "
+                                    "tests; see services/gateway_mt5/lockstep.py); 0 = off")
+    lockstep_callers: tuple[str, ...] = Field(("strategy_xau", "strategy_btc", "risk", "executor"),
+                                              description="lockstep: who must have asked before the first step")
 
 
 class RiskSection(Section):

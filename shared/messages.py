@@ -29,7 +29,9 @@ TIMEFRAME_MINUTES: dict[str, int] = {"M1": 1, "M5": 5, "M15": 15}
 Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._#-]+$")]
 Price = PositiveFloat
 Volume = PositiveFloat
-EpochSeconds = NonNegativeFloat
+MAX_EPOCH_S = 4_102_444_800  # 2100-01-01: a later market time is hostile or broken (it would overflow dates)
+EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_S)]
+EpochInt = Annotated[int, Field(ge=0, le=MAX_EPOCH_S)]
 
 
 def new_id() -> str:
@@ -66,7 +68,7 @@ class Bar(Message):
     type: Literal["bar"] = "bar"
     symbol: Symbol
     timeframe: Timeframe
-    time: int = Field(ge=0)
+    time: EpochInt
     open: Price
     high: Price
     low: Price
@@ -93,7 +95,7 @@ class Tick(Message):
 
     type: Literal["tick"] = "tick"
     symbol: Symbol
-    time_msc: int = Field(ge=0)
+    time_msc: int = Field(ge=0, le=MAX_EPOCH_S * 1000)
     bid: Price
     ask: Price
 
@@ -176,7 +178,7 @@ class Signal(Message):
     side: Side
     net_norm: float = Field(ge=-1.0, le=1.0)
     confidence: float = Field(ge=0.0, le=1.0)
-    bar_time: int = Field(ge=0)
+    bar_time: EpochInt
     price: Price
     atr: PositiveFloat
     spread_points: int = Field(ge=0)
@@ -278,6 +280,20 @@ class ExecutorStatus(Message):
     type: Literal["executor_status"] = "executor_status"
     queue_len: int = Field(ge=0)
     sent_total: int = Field(ge=0)
+
+
+class ServiceHeartbeat(Message):
+    """A service's liveness and drop counters, pushed to risk's inbox at a fixed cadence.
+
+    Risk puts the age of the latest one per service on the health line, so one file tells an operator
+    which process has gone quiet. ``ts`` is 0 (it carries no market time): the age is measured on risk's
+    clock at receipt, and the beat never moves risk's market time (risk's inbox does not advance on it).
+    """
+
+    type: Literal["service_heartbeat"] = "service_heartbeat"
+    service: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$")
+    dropped: int = Field(default=0, ge=0, description="received frames refused so far (all sockets)")
+    gaps: int = Field(default=0, ge=0, description="messages missed on PUB/SUB so far (sequence gaps)")
 
 
 # ---------------------------------------------------------------- risk events (risk PUB)
@@ -572,6 +588,7 @@ AnyMessage = Annotated[
     | ExecutionReport
     | PositionAdopted
     | ExecutorStatus
+    | ServiceHeartbeat
     | RegimeChanged
     | DayStarted
     | TradingLocked

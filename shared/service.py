@@ -8,6 +8,7 @@ supervisord's stop and Ctrl-C leave no half-written state.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -17,18 +18,68 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import zmq
 
+from shared.bus import DropLog
 from shared.clock import Clock
+from shared.codec import encode
 from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, load_config
 from shared.logs import setup_logging
+from shared.messages import ServiceHeartbeat
 from shared.secrets import Secrets, load_secrets
 
+BEACON_INTERVAL_S = 2.0
 CONFIG_VARIABLE = "PORTFOLIO_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "system.toml"
 log = logging.getLogger(__name__)
+
+
+class Beacon:
+    """A service process's periodic sign of life: its drop counters in its own log (when they changed) and a
+    ``ServiceHeartbeat`` pushed to risk's inbox, whose age the health line shows.
+
+    ``run_service`` installs one per process and ``EventLoop.run`` beats it from the loop itself, so a loop
+    that hangs stops the heartbeat. Risk has no beacon to push to: it only logs its counters.
+    """
+
+    installed: ClassVar[Beacon | None] = None  # set by run_service in a service process; tests' loops have none
+
+    def __init__(self, service: str, risk_in: str | None, interval_s: float = BEACON_INTERVAL_S) -> None:
+        self.service = service
+        self.interval_s = interval_s
+        self.drops = DropLog()
+        self._risk_in = risk_in
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._socket: zmq.Socket[bytes] | None = None
+
+    def beat(self) -> None:
+        """Log changed drop counters; push the heartbeat without ever blocking (a missed beat is the news)."""
+        self.drops.log_if_changed()
+        if self._risk_in is None:
+            return
+        if self._socket is None:
+            self._ctx = zmq.Context()
+            self._socket = self._ctx.socket(zmq.PUSH)
+            self._socket.setsockopt(zmq.SNDHWM, 2)
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.connect(self._risk_in)
+        beat = ServiceHeartbeat(ts=0, service=self.service, dropped=self.drops.dropped, gaps=self.drops.gaps)
+        # Risk absent or full: the beat is lost, and its health line shows this service's age growing.
+        with contextlib.suppress(zmq.Again):
+            self._socket.send(encode(beat), zmq.NOBLOCK)
+
+    def close(self) -> None:
+        if self._socket is not None and self._ctx is not None:
+            self._socket.close(linger=0)
+            self._ctx.term()
+            self._socket = self._ctx = None
+
+
+def current_beacon() -> Beacon | None:
+    """This process's beacon (None outside ``run_service``), for runners without an ``EventLoop``."""
+    return Beacon.installed
 
 
 @dataclass(slots=True)
@@ -60,9 +111,20 @@ class EventLoop:
 
     def run(self) -> None:
         self._running = True
-        if threading.current_thread() is threading.main_thread():  # tests run loops in threads
+        main = threading.current_thread() is threading.main_thread()
+        if main:  # tests run loops in threads
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
+        beacon = Beacon.installed if main else None
+        if beacon is not None:
+            self.every(beacon.interval_s, beacon.beat)
+        try:
+            self._loop()
+        finally:
+            if beacon is not None:
+                beacon.close()
+
+    def _loop(self) -> None:
         while self._running:
             now = self.clock.monotonic()
             wait = min((t.due - now for t in self._timers), default=1.0)
@@ -126,6 +188,7 @@ def run_service(
         print(f"{service}: configuration error: {exc}", file=sys.stderr)
         return CONFIG_EXIT_STATUS
     logger = setup_logging(service, config.system.paths.logs_dir, secrets.values_to_redact())
+    Beacon.installed = Beacon(service, None if service == "risk" else config.system.endpoint("risk_in"))
     logger.info("starting (pid %d, config %s, backend %s)", os.getpid(), config.path,
                 config.system.broker.backend)
     try:

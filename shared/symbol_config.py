@@ -7,11 +7,12 @@ a missing key takes the default written here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Fraction = float  # documented as such in Field descriptions; constrained per field
+Weight = Annotated[float, Field(ge=0, le=100)]  # relative: each is divided by the sum of its table
 
 
 class Table(BaseModel):
@@ -72,12 +73,13 @@ class SignalTable(Table):
     require_ema_stack: bool = True
     signal_amplification: float = Field(1.10, gt=0, le=5)
     signal_stability_eps: float = Field(0.012, ge=0, le=1)
-    weights: dict[str, float] = Field(
+    weights: dict[str, Weight] = Field(
         default_factory=lambda: {"trend": 0.50, "momentum": 0.25, "meanrev": 0.10, "structure": 0.10,
-                                 "volume": 0.05}
+                                 "volume": 0.05},
+        description="trend, momentum, meanrev, structure, volume: each 0-100, relative",
     )
     # Added with the strategy engine (shared/strategy); every key has a default, so older files still load.
-    tf_weights: dict[str, float] = Field(
+    tf_weights: dict[str, Weight] = Field(
         default_factory=lambda: {"M1": 0.50, "M5": 0.30, "M15": 0.20},
         description="how much each timeframe counts in a vote when M5 and M15 are fresh (M1 alone otherwise)",
     )

@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict
 
 from services.gateway_mt5.broker import Broker
 from services.gateway_mt5.core import GatewayCore
+from services.gateway_mt5.lockstep import Lockstep, check_lockstep
 from services.gateway_mt5.sim.broker import SimBroker
 from services.gateway_mt5.sim.config import SimConfig
+from services.gateway_mt5.sim.persist import SimStateError
 from services.gateway_mt5.terminal.adapter import TerminalBroker
 from services.gateway_mt5.terminal.lock import LockHeld
 from services.gateway_mt5.terminal.settings import TerminalSettings, api_factory, credentials, terminal_settings
@@ -22,6 +24,7 @@ from shared.secrets import Secrets, load_secrets
 from shared.service import EventLoop, drain
 
 log = logging.getLogger("gateway_mt5")
+SIM_STATE_FILE = "sim_broker.sqlite"
 
 
 class _SimTable(BaseModel):
@@ -39,19 +42,29 @@ def validate_backend_config(config: LoadedConfig) -> SimConfig | TerminalSetting
     """
     backend = config.system.broker.backend
     if backend == "sim":
-        return validate_table(config.path, {"sim": config.system.sim}, _SimTable).sim
+        sim = validate_table(config.path, {"sim": config.system.sim}, _SimTable).sim
+        check_lockstep(config, sim.speed, sim.max_bars_per_poll)
+        return sim
+    check_lockstep(config, None, None)
     return terminal_settings(config)
 
 
-def make_broker(config: LoadedConfig, clock: Clock, secrets: Secrets | None = None) -> Broker:
-    """The backend named in config. Relative data files of the simulator are read from paths.data_dir.
+def make_broker(
+    config: LoadedConfig, clock: Clock, secrets: Secrets | None = None, *, persist: bool = False,
+) -> Broker:
+    """The backend named in config. Relative data files of the simulator are read from paths.data_dir;
+    with ``persist`` (the running gateway) its trade server survives a restart in state/sim_broker.sqlite.
 
     A real backend takes its single-instance locks here: a second gateway for the same terminal or
     account stops with a ConfigError (exit 2) before it opens any socket.
     """
     settings = validate_backend_config(config)
     if isinstance(settings, SimConfig):
-        return SimBroker(settings, clock, data_dir=config.system.paths.data_dir)
+        state = config.system.paths.state_dir / SIM_STATE_FILE if persist else None
+        try:
+            return SimBroker(settings, clock, data_dir=config.system.paths.data_dir, state_path=state)
+        except SimStateError as exc:
+            raise ConfigError(str(exc)) from None
     creds = credentials(secrets if secrets is not None else load_secrets(), settings.backend)
     try:
         return TerminalBroker(settings, creds, api_factory(settings), clock)
@@ -70,7 +83,7 @@ def check_backend(config: LoadedConfig, secrets: Secrets) -> None:
 
 def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> None:
     clock = LiveClock()
-    broker = make_broker(config, clock, secrets)  # config errors surface here, before any socket
+    broker = make_broker(config, clock, secrets, persist=True)  # config errors surface here, before any socket
     settings = config.system.gateway
     core = GatewayCore(broker, settings, clock)
     core.connect()
@@ -78,14 +91,23 @@ def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> N
     publisher = Publisher(ctx, config.system.endpoint("gateway_pub"))
     replier = Replier(ctx, config.system.endpoint("gateway_rep"), name="gateway requests")
 
+    lockstep = None
+    if settings.lockstep_quiet_s > 0:
+        lockstep = Lockstep(core, publisher.publish, settings.lockstep_quiet_s, settings.lockstep_callers)
+
     def on_request() -> None:
         def answer(item: tuple[str, object]) -> None:
             caller, request = item
             replier.reply(caller, core.handle_request(caller, request))  # type: ignore[arg-type]
+            if lockstep is not None:
+                lockstep.heard(caller, clock.monotonic())
 
         drain(replier.receive, answer, limit=100)
 
     def on_poll() -> None:
+        if lockstep is not None:
+            lockstep.poll(clock.monotonic())
+            return
         for topic, message in core.poll():
             publisher.publish(topic, message)
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.risk.day import TradingDay, measure_of
-from services.risk.health import data_status, format_health_line
+from services.risk.health import data_status, format_health_line, heard_ages
 from services.risk.quality import take_report
-from services.risk.regimes import next_regime, profit_lock_armed, protective, trading_locked, utc_day
+from services.risk.regimes import DAY_S, next_regime, profit_lock_armed, protective, trading_locked, utc_day
 from services.risk.rules import HOUR_S, M1_SECONDS, SignalContext, first_refusal
 from services.risk.sizing import SizingError, size_order
 from services.risk.store import RiskStore, SymbolBook
@@ -50,6 +50,7 @@ from shared.messages import (
     RiskState,
     RiskStateReply,
     RiskStateRequest,
+    ServiceHeartbeat,
     SetTrading,
     Signal,
     SignalRejected,
@@ -104,6 +105,7 @@ class RiskCore:
         self._heartbeat: GatewayHeartbeat | None = None
         self._heartbeat_at = 0.0
         self._queue_len: int | None = None
+        self._heard: dict[str, float] = {}  # service -> injected-clock time of its latest sign of life
         self._last_signal: dict[str, Signal] = {}
         self._armed: set[str] = set()  # symbols whose profit lock was logged as armed today (log only)
         self._next_state_at: float | None = None
@@ -202,7 +204,8 @@ class RiskCore:
     def health_line(self) -> str:
         """The operators' health line (wall time, per-symbol data state, executor queue, regimes, switch)."""
         return format_health_line(self._clock.now(), {s: self._data_status(s) for s in self._books},
-                                  self._queue_len, {s: b.regime for s, b in self._books.items()}, self._trading)
+                                  self._queue_len, {s: b.regime for s, b in self._books.items()}, self._trading,
+                                  ages=heard_ages(self._heard, self._clock.monotonic()))
 
     # ------------------------------------------------------------------ dispatch
 
@@ -213,11 +216,16 @@ class RiskCore:
             return self._on_report(msg)
         if isinstance(msg, ExecutorStatus):
             self._queue_len = msg.queue_len
+            self._heard["executor"] = self._clock.monotonic()
+            return []
+        if isinstance(msg, ServiceHeartbeat):
+            self._heard[msg.service] = self._clock.monotonic()
             return []
         if isinstance(msg, PositionAdopted):  # the executor's news for the owner; the positions poll counts it
             return [_publish(topics.RISK_EXECUTION, msg)]
         if isinstance(msg, GatewayHeartbeat):
             self._heartbeat, self._heartbeat_at = msg, self._clock.monotonic()
+            self._heard["gateway_mt5"] = self._heartbeat_at
             return self._advance(msg.ts)
         if isinstance(msg, AccountSnapshot | AccountReply):
             return self._on_account(msg.account if isinstance(msg, AccountReply) else msg)
@@ -320,6 +328,11 @@ class RiskCore:
         return data_status(self._heartbeat, self._clock.monotonic() - self._heartbeat_at, interval, symbol)
 
     def _on_signal(self, signal: Signal) -> list[Outgoing]:
+        if self._market_now and signal.ts > self._market_now + DAY_S:
+            # A signal a day ahead of the gateway's clock is broken or hostile: taking its time would open
+            # a future trading day and persist it. Refused without moving market time.
+            return [self._reject(signal, "from_the_future", f"ts {signal.ts:.0f} is over a day past market "
+                                 f"time {self._market_now:.0f}")]
         out = self._advance(signal.ts)
         symbol = signal.symbol
         self._last_signal[symbol] = signal

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from shared.messages import GatewayHeartbeat, Regime
 
+HEARD_SERVICES = ("gateway_mt5", "executor", "strategy_xau", "strategy_btc", "telegram")
 GATEWAY_SILENT_BEATS = 5  # heartbeats missed (injected clock) before the gateway counts as silent
 
 
@@ -44,14 +45,24 @@ def _one_word(text: str) -> str:
     return re.sub(r"\s+", "_", text.strip()) or "ok"
 
 
+def heard_ages(heard: Mapping[str, float], now: float) -> dict[str, float | None]:
+    """Seconds since each service's latest sign of life (gateway heartbeat, ExecutorStatus, ServiceHeartbeat);
+    None for one never heard. Every expected service is listed, then any other that spoke."""
+    names = [*HEARD_SERVICES, *sorted(set(heard) - set(HEARD_SERVICES))]
+    return {name: (max(0.0, now - heard[name]) if name in heard else None) for name in names}
+
+
 def format_health_line(wall: float, data: Mapping[str, tuple[bool, str]], queue_len: int | None,
-                       regimes: Mapping[str, Regime], trading: bool) -> str:
+                       regimes: Mapping[str, Regime], trading: bool, *,
+                       ages: Mapping[str, float | None] | None = None) -> str:
     """'2025-07-09T17:00:00Z ok_xau=1 ok_btc=1 reason_xau=ok reason_btc=ok q=0 regime_xau=A regime_btc=A
-    trading=on'."""
+    trading=on age_gateway_mt5=0.4 ... age_telegram=-' (age: seconds since the service was last heard; '-'
+    never)."""
     parts = [datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
     parts += [f"ok_{health_key(symbol)}={int(ok)}" for symbol, (ok, _) in data.items()]
     parts += [f"reason_{health_key(symbol)}={_one_word(reason)}" for symbol, (_, reason) in data.items()]
     parts.append(f"q={-1 if queue_len is None else queue_len}")
     parts += [f"regime_{health_key(symbol)}={regime}" for symbol, regime in regimes.items()]
     parts.append(f"trading={'on' if trading else 'off'}")
+    parts += [f"age_{name}={'-' if age is None else f'{age:.1f}'}" for name, age in (ages or {}).items()]
     return " ".join(parts)

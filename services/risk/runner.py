@@ -32,11 +32,19 @@ from shared.config import LoadedConfig
 from shared.logs import append_line
 from shared.messages import (
     AccountRequest,
+    AccountSnapshot,
     AnyMessage,
+    DealClosed,
     DealsRequest,
     ErrorReply,
+    ExecutionReport,
+    ExecutorStatus,
+    GatewayHeartbeat,
     Message,
+    PositionAdopted,
     PositionsRequest,
+    ServiceHeartbeat,
+    Signal,
     SymbolSpecRequest,
 )
 from shared.secrets import Secrets
@@ -50,6 +58,10 @@ FETCH_RETRY_MAX_S = 30.0
 RECONCILE_S = 60.0  # the day's exit deals and the symbol specs, asked again at this cadence
 TIMER_TICK_S = 0.1
 HEALTH_FILE = "portfolio_engine_health.log"
+# What each socket may carry: a valid message of another type on it (a heartbeat pushed into the inbox, a
+# signal on the gateway's stream) is hostile or a wiring mistake, and is dropped like a malformed frame.
+INBOX_TYPES = (Signal, ExecutionReport, ExecutorStatus, PositionAdopted, ServiceHeartbeat)
+GATEWAY_TYPES = (GatewayHeartbeat, AccountSnapshot, DealClosed)
 STORE_FILE = "risk.sqlite"
 
 
@@ -108,13 +120,22 @@ class RiskRunner:
                 self.publisher.publish(out.topic, out.message)
 
     def _on_inbox(self) -> None:
-        drain(self.inbox.receive, self._handle)
+        def handle(message: AnyMessage) -> None:
+            if isinstance(message, INBOX_TYPES):
+                self._handle(message)
+            else:
+                self.inbox.drops.drop("unexpected_type", type(message).__name__)
+
+        drain(self.inbox.receive, handle)
 
     def _on_gateway(self) -> None:
         def handle(received: Received) -> None:
             if received.gap and received.topic == topics.DEAL:
                 self._deals_wanted = True  # a deal was lost: fetch the day's deals again (each counts once)
-            self._handle(received.message)
+            if isinstance(received.message, GATEWAY_TYPES):
+                self._handle(received.message)
+            else:
+                self.gateway.drops.drop("unexpected_type", type(received.message).__name__)
 
         drain(self.gateway.receive, handle)
 

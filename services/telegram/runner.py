@@ -52,6 +52,7 @@ from shared import topics
 from shared.clock import Clock, LiveClock
 from shared.config import LoadedConfig
 from shared.secrets import Secrets
+from shared.service import current_beacon
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ class TelegramRunner:
         tasks = [asyncio.create_task(pump_events(), name="risk-events"),
                  asyncio.create_task(self._watch_services(supervisor, watch, outbox, admin_id),
                                      name="service-watch"),
-                 asyncio.create_task(link_telegram(), name="telegram-link")]
+                 asyncio.create_task(link_telegram(), name="telegram-link"),
+                 asyncio.create_task(beat(), name="beacon")]
         stopping = asyncio.create_task(self._stop_event.wait(), name="stop")
         try:
             done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -265,6 +267,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default="full",
                         help="full: notifications and commands (default); notify_only: notifications only, "
                              "no command handlers and no polling")
+
+
+async def beat() -> None:
+    """The process's sign of life and drop-counter log (``shared.service.Beacon``) on its cadence."""
+    sign = current_beacon()
+    try:
+        while sign is not None:
+            sign.beat()
+            await asyncio.sleep(sign.interval_s)
+        await asyncio.Event().wait()
+    finally:
+        if sign is not None:
+            sign.close()
 
 
 def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> None:

@@ -2,7 +2,8 @@
 
 Modules: config (the [sim] table), history (M1 loader), feed (one replayed symbol), ledger (account,
 positions, money, SL/TP/stop-out on the tick path), orders (order_send checks and retcodes), faults
-(seeded faults), trusted (fast output construction), broker (SimBroker). Market hours live in
+(seeded faults), trusted (fast output construction), persist (the trade server's state in SQLite,
+resumed after a gateway restart), broker (SimBroker). Market hours live in
 ../hours.py, shared with the real backends.
 
 Choices where MT5-FACTS is silent (each explained where it is made):

@@ -16,13 +16,20 @@ Faults: during an IPC disconnect window every call raises BrokerUnavailable (ord
 with last_error -10004) while the market runs on; what a poll replays then is handed over, in order,
 by the first poll after the window, as the gateway's catch-up would. During a stale window a symbol's
 bars and ticks are held back (history stops at the window start) and released when it ends.
+
+Persistence (optional, off without ``state_path``): what a real trade server keeps across a terminal
+restart (market time, account, positions, deals, tickets, fault RNG) is saved to SQLite after every
+order_send and every ``save_every_bars`` replayed bars (persist.py); a new SimBroker on the same file
+resumes there, and its wall-clock pacing starts again from the saved market time.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import astuple
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,8 +39,9 @@ from services.gateway_mt5.sim.config import SimConfig, epoch
 from services.gateway_mt5.sim.faults import FaultInjector
 from services.gateway_mt5.sim.feed import Feed
 from services.gateway_mt5.sim.history import load_m1
-from services.gateway_mt5.sim.ledger import Book, Ledger
+from services.gateway_mt5.sim.ledger import Book, Ledger, Position
 from services.gateway_mt5.sim.orders import OrderDesk
+from services.gateway_mt5.sim.persist import SimStore
 from shared.messages import (
     AccountSnapshot,
     Bar,
@@ -61,8 +69,14 @@ class SimBroker:
 
     backend = "sim"
 
-    def __init__(self, config: SimConfig, clock: PacingClock, data_dir: Path | None = None) -> None:
-        """Load every symbol's history (relative paths from ``data_dir``, default ./data); HistoryError."""
+    def __init__(
+        self, config: SimConfig, clock: PacingClock, data_dir: Path | None = None, *,
+        state_path: Path | None = None, save_every_bars: int = 20,
+    ) -> None:
+        """Load every symbol's history (relative paths from ``data_dir``, default ./data); HistoryError.
+
+        With ``state_path`` the trade server's state is kept there and resumed from it (SimStateError when
+        it was saved under another configuration)."""
         self._config = config
         self._clock = clock
         base = data_dir if data_dir is not None else Path("data")
@@ -94,6 +108,17 @@ class SimBroker:
         self._mono0: float | None = None
         self._pending_bars: list[Bar] = []
         self._pending_deals: list[DealClosed] = []
+        self._store: SimStore | None = None
+        self._save_every = save_every_bars
+        self._saved_cursor = self._cursor
+        self.resumed = False
+        """True when this broker resumed a saved trade server instead of opening a new account."""
+        if state_path is not None:
+            self._store = SimStore(state_path, config)
+            state = self._store.load()
+            if state is not None:
+                self._restore(state)
+                self.resumed = True
 
     @staticmethod
     def _book(feed: Feed) -> Book:
@@ -164,6 +189,8 @@ class SimBroker:
     def shutdown(self) -> None:
         """Disconnect; the market keeps running and a later connect() catches up."""
         self._connected = False
+        if self._store is not None:
+            self._save()
 
     def symbols(self) -> list[str]:
         """The replayed symbols, in config order."""
@@ -239,7 +266,10 @@ class SimBroker:
     def order_send(self, request: TradeRequest) -> TradeResult | None:
         """MT5 order_send; None is an unknown outcome (see last_error())."""
         connected = self._connected and not self._faults.disconnected(self._now)
-        return self._desk.send(request, self._now, connected)
+        result = self._desk.send(request, self._now, connected)
+        if self._store is not None:
+            self._save()
+        return result
 
     def last_error(self) -> tuple[int, str]:
         """MT5 last_error() after the last order_send."""
@@ -287,6 +317,8 @@ class SimBroker:
         if self._faults.disconnected(self._now):
             self._pending_bars.extend(bars)
             self._pending_deals.extend(deals)
+            if self._store is not None and (deals or self._cursor - self._saved_cursor >= self._save_every):
+                self._save()
             raise BrokerUnavailable("sim: IPC disconnected (injected fault, last_error -10004)")
         if self._pending_bars or self._pending_deals:
             bars = self._pending_bars + bars
@@ -308,6 +340,8 @@ class SimBroker:
         if released:
             order = {feed.name: feed.index for feed in self._feeds}
             bars.sort(key=lambda bar: (bar.time, order[bar.symbol]))
+        if self._store is not None and (deals or self._cursor - self._saved_cursor >= self._save_every):
+            self._save()
         return MarketUpdate(now=self._now, bars=bars, ticks=ticks, deals=deals)
 
     def _replay(self, bound: float, limit: int | None) -> tuple[list[Bar], int | None]:
@@ -364,3 +398,59 @@ class SimBroker:
             cur += 1
         self._cursor = cur
         return out, last
+
+    # ------------------------------------------------------------------ persistence
+
+    def _save(self) -> None:
+        """Commit the trade server's state and the deals since the last save (one transaction)."""
+        assert self._store is not None
+        ledger = self._ledger
+        state: dict[str, Any] = {
+            "now": self._now,
+            "cursor": self._cursor,
+            "next_rollover": self._next_rollover,
+            "feeds": [{"cursor": f.cursor, "held": [b.model_dump() for b in f.held]} for f in self._feeds],
+            "pending_bars": [b.model_dump() for b in self._pending_bars],
+            "pending_deals": [d.model_dump() for d in self._pending_deals],
+            "fresh": [d.model_dump() for d in ledger.fresh],
+            "balance": ledger.balance,
+            "ticket": ledger.ticket,
+            "positions": [list(astuple(p)) for p in ledger.positions.values()],
+            "closed": sorted(ledger.closed),
+            "rng": self._faults.rng_state(),
+            "faults_injected": self._faults.injected,
+        }
+        rows = [
+            (d["ticket"], d["entry"], d["position_id"], d["symbol"], d["comment"], d["magic"], d["time"],
+             json.dumps(d, separators=(",", ":")))
+            for d in ledger.deal_log
+        ]
+        self._store.save(state, rows)
+        ledger.deal_log.clear()
+        self._saved_cursor = self._cursor
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Continue from a saved state: the market resumes at its saved time, the account as it was."""
+        assert self._store is not None
+        self.start = self._now = float(state["now"])
+        self._cursor = self._saved_cursor = int(state["cursor"])
+        self._next_rollover = int(state["next_rollover"])
+        for feed, saved in zip(self._feeds, state["feeds"], strict=True):
+            feed.cursor = int(saved["cursor"])
+            feed.held = [Bar.model_validate(b) for b in saved["held"]]
+        self._pending_bars = [Bar.model_validate(b) for b in state["pending_bars"]]
+        self._pending_deals = [DealClosed.model_validate(d) for d in state["pending_deals"]]
+        ledger = self._ledger
+        ledger.fresh = [DealClosed.model_validate(d) for d in state["fresh"]]
+        ledger.balance = float(state["balance"])
+        ledger.ticket = int(state["ticket"])
+        ledger.closed = {int(t) for t in state["closed"]}
+        for fields in state["positions"]:
+            pos = Position(*fields)
+            ledger.positions[pos.ticket] = pos
+            ledger.books[pos.sym].positions.append(pos)
+        ledger.exits = [DealClosed.model_validate(d) for d in self._store.exits()]
+        for index in range(len(self._feeds)):
+            ledger.refresh(index)
+        self._faults.set_rng_state(state["rng"])
+        self._faults.injected = {str(k): int(v) for k, v in state["faults_injected"].items()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import Any, Literal
 
 from services.gateway_mt5.sim.config import FaultConfig, epoch
 
@@ -22,6 +22,8 @@ class FaultInjector:
         self.requote_shift_points = config.requote_shift_points
         self._disconnects = sorted((epoch(w.start), epoch(w.end)) for w in config.disconnects)
         self._stale = [(w.symbol, epoch(w.start), epoch(w.end)) for w in config.stale]
+        self.injected: dict[str, int] = {}
+        """How many order_sends each fault hit (kept with the simulator's state, for chaos reports)."""
 
     def draw(self) -> Fault | None:
         """The fault hitting this order_send, or None. Draws nothing when every probability is 0."""
@@ -30,9 +32,20 @@ class FaultInjector:
         u = self._rng.random()
         for name, probability in self._table:
             if u < probability:
+                self.injected[name] = self.injected.get(name, 0) + 1
                 return name
             u -= probability
         return None
+
+    def rng_state(self) -> list[Any]:
+        """The RNG's state as JSON-able lists, so a resumed broker draws the faults it would have drawn."""
+        version, internal, gauss = self._rng.getstate()
+        return [version, list(internal), gauss]
+
+    def set_rng_state(self, state: list[Any]) -> None:
+        """Restore a state from ``rng_state``."""
+        version, internal, gauss = state
+        self._rng.setstate((version, tuple(internal), gauss))
 
     def shift(self) -> int:
         """How many points the market moved behind a requote (1..requote_shift_points)."""

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from shared import mt5
 from shared.messages import DealClosed, PositionData
@@ -124,14 +125,17 @@ class Ledger:
         self.exits: list[DealClosed] = []
         self.fresh: list[DealClosed] = []
         self.closed: set[int] = set()
+        self.deal_log: list[dict[str, Any]] = []
+        """Every deal (entry and exit) since the owner last took them (the simulator's durable history)."""
         self.margin_sum = 0.0
         self.swap_sum = 0.0
-        self._ticket = 100_000
+        self.ticket = 100_000
+        """The last ticket given (orders, deals and positions share one sequence)."""
 
     def new_ticket(self) -> int:
         """The next order/deal ticket (one sequence, so every ticket is unique)."""
-        self._ticket += 1
-        return self._ticket
+        self.ticket += 1
+        return self.ticket
 
     def margin_needed(self, sym: int, volume: float, price: float) -> float:
         """order_calc_margin: volume * contract * price / leverage * margin_rate, unrounded."""
@@ -151,6 +155,11 @@ class Ledger:
             self.margin_needed(sym, volume, price),
         )
         self.balance = round(self.balance - money(book.commission * volume), 2)
+        self.deal_log.append({
+            "ticket": deal, "order": order, "position_id": order, "symbol": book.symbol,
+            "side": "buy" if side > 0 else "sell", "entry": mt5.DEAL_ENTRY_IN, "volume": volume, "price": price,
+            "commission": 0.0 - money(book.commission * volume), "magic": magic, "comment": comment, "time": when,
+        })
         self.positions[order] = pos
         book.positions.append(pos)
         self._changed(sym)
@@ -187,12 +196,17 @@ class Ledger:
         self._changed(pos.sym)
         self.exits.append(deal)
         self.fresh.append(deal)
+        self.deal_log.append(deal.model_dump())
         return deal
 
     def set_stops(self, pos: Position, sl: float, tp: float) -> None:
         """TRADE_ACTION_SLTP: replace both levels (0 = none)."""
         pos.sl, pos.tp = sl, tp
         self._changed(pos.sym)
+
+    def refresh(self, sym: int) -> None:
+        """Recompute the running sums of ``sym`` after its positions were set from outside (a resume)."""
+        self._changed(sym)
 
     def _changed(self, sym: int) -> None:
         """Refresh the running sums after positions of ``sym`` changed."""

@@ -25,6 +25,7 @@ from shared.messages import (
     RiskState,
     RiskStateReply,
     RiskStateRequest,
+    ServiceHeartbeat,
     SetTrading,
     Side,
 )
@@ -127,10 +128,12 @@ def test_the_health_line(config: LoadedConfig, clock: FakeClock) -> None:
     core = new_core(config, clock)
     assert core.health_line() == (
         "2025-07-09T17:00:00Z ok_xau=0 ok_btc=0 reason_xau=no_heartbeat reason_btc=no_heartbeat q=-1 "
-        "regime_xau=A regime_btc=A trading=on"
+        "regime_xau=A regime_btc=A trading=on age_gateway_mt5=- age_executor=- age_strategy_xau=- "
+        "age_strategy_btc=- age_telegram=-"
     )
     ready(core)
     core.handle(ExecutorStatus(ts=T0, queue_len=3, sent_total=10))
+    core.handle(ServiceHeartbeat(ts=0, service="strategy_xau"))
     set_pnl(core, T0 + 1, -1000.0)
     core.handle(heartbeat(T0 + 1, ok=False, market_open=False, reason="market closed"))
     core.set_trading(False, "owner")
@@ -138,9 +141,10 @@ def test_the_health_line(config: LoadedConfig, clock: FakeClock) -> None:
     line = core.health_line()
     assert line == (
         "2025-07-09T17:00:02Z ok_xau=0 ok_btc=0 reason_xau=market_closed reason_btc=market_closed q=3 "
-        "regime_xau=C regime_btc=C trading=off"
+        "regime_xau=C regime_btc=C trading=off age_gateway_mt5=2.0 age_executor=2.0 age_strategy_xau=2.0 "
+        "age_strategy_btc=- age_telegram=-"
     )
-    assert re.fullmatch(r"\S+( \w+=\S+){8}", line)
+    assert re.fullmatch(r"\S+( \w+=\S+){13}", line)
     assert (health_key("XAUUSDm"), health_key("BTCUSDm"), health_key("EURUSDm")) == ("xau", "btc", "eurusdm")
 
 

@@ -302,3 +302,14 @@ def test_rules_are_listed_once_each_in_one_place() -> None:
     names = [rule.name for rule in RULES]
     assert len(names) == len(set(names)) == 20
     assert names[:2] == ["trading_switch", "regime"]  # the owner and the hard stop come first
+
+
+def test_a_signal_from_a_day_ahead_is_refused_and_does_not_move_market_time(
+    config: LoadedConfig, clock: FakeClock
+) -> None:
+    core = ready(new_core(config, clock))
+    day = core.day
+    future = signal(XAU, bar_time=T0 + 3 * 86_400)
+    assert refused_by(core.handle(future)) == "from_the_future"
+    assert core.day == day and core.market_now == T0
+    only_plan(core.handle(signal(XAU)))  # the good signal right after still trades

@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 import zmq
 
-from shared.bus import Publisher, Puller, Pusher, Received, Replier, Requester, Subscriber
+from shared.bus import DropCounter, DropLog, Publisher, Puller, Pusher, Received, Replier, Requester, Subscriber
 from shared.messages import AccountRequest, AnyMessage, ErrorReply, Message, Tick
 
 T = TypeVar("T")
@@ -141,3 +141,23 @@ def test_a_reply_to_another_request_is_skipped(ctx: zmq.Context[zmq.Socket[bytes
     reply = requester.request(AccountRequest(ts=0), timeout_s=3.0)
     thread.join(timeout=5)
     assert isinstance(reply, ErrorReply) and reply.code == "ours"
+
+
+def test_the_drop_log_sums_up_every_counter_and_logs_only_changes(caplog: pytest.LogCaptureFixture) -> None:
+    inbox, replies = DropCounter("inbox"), DropCounter("replies")
+    drops = DropLog([inbox, replies])
+    assert drops.summary() == "" and drops.dropped == 0
+    inbox.drop("not_msgpack", "x")
+    inbox.drop("invalid", "y")
+    inbox.drop("invalid", "z")
+    assert drops.summary() == "inbox: invalid=2 not_msgpack=1" and drops.dropped == 3
+    def summaries() -> int:
+        return sum(1 for record in caplog.records if record.funcName == "log_if_changed")
+
+    drops.log_if_changed()
+    drops.log_if_changed()  # unchanged: no second line
+    assert summaries() == 1
+    replies.drop("bad_envelope", "3 frames")
+    drops.log_if_changed()
+    assert summaries() == 2
+    assert DropLog().dropped >= 4  # without arguments: every counter of the process
