@@ -51,7 +51,7 @@ from tests.hostile import OVERSIZE, every_mutation, hostile_multipart, samples
 pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "987654321:SENTINEL-token-never-in-any-log_0123"
+TOKEN = "987654321:SENTINEL.token.never-in-any-log"  # dots: not shaped like a real token
 ADMIN_ID = 7391846250
 # The five secrets, each a value that cannot occur by chance: none may appear in a log, a message or a report.
 # The simulated broker ignores the Exness credentials, but they are loaded and registered for redaction.
