@@ -29,6 +29,8 @@ import talib
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import timed  # noqa: E402  (bench/timing.py, beside this script)
+
 from shared.indicators import (  # noqa: E402  (after the path set-up, so the script runs from anywhere)
     DivergenceDetector,
     FvgDetector,
@@ -52,16 +54,6 @@ def load(path: Path) -> Columns:
         frame = pd.read_csv(handle, dtype={"volume": np.float64})
     return {name: frame[name].to_numpy(np.float64) for name in ("open", "high", "low", "close", "volume")}
 
-
-def timed(step: Callable[[int], object], indices: range | list[int]) -> FloatArray:
-    """Run ``step(i)`` for each index; the wall time of each call in microseconds."""
-    clock = time.perf_counter_ns
-    out = np.empty(len(indices), dtype=np.float64)
-    for k, i in enumerate(indices):
-        start = clock()
-        step(i)
-        out[k] = clock() - start
-    return out / 1000.0
 
 
 def incremental(cols: Columns, with_snapshot: bool) -> FloatArray:

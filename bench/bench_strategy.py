@@ -25,7 +25,6 @@ import gzip
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # After the path set-up, so the script runs from anywhere.
+from timing import timed  # noqa: E402  (bench/timing.py, beside this script)
+
 from services.gateway_mt5.aggregate import aggregate_bars  # noqa: E402
 from services.strategy_btc.core import BtcStrategy  # noqa: E402
 from services.strategy_xau.core import XauStrategy  # noqa: E402
@@ -84,16 +85,6 @@ def load(symbol: str) -> tuple[list[Bar], dict[str, Columns], list[list[Bar]]]:
         columns[tf]["close_time"] = np.array([b.close_time for b in bars], dtype=np.float64)
     return m1, columns, steps
 
-
-def timed(step: Callable[[int], object], indices: range | list[int]) -> FloatArray:
-    """Run ``step(i)`` for each index; the wall time of each call in microseconds."""
-    clock = time.perf_counter_ns
-    out = np.empty(len(indices), dtype=np.float64)
-    for k, i in enumerate(indices):
-        start = clock()
-        step(i)
-        out[k] = clock() - start
-    return out / 1000.0
 
 
 def strategy_steps(symbol: str, steps: list[list[Bar]], first: int) -> tuple[FloatArray, npt.NDArray[np.bool_]]:

@@ -37,8 +37,9 @@ from shared.bus import Requester, Subscriber
 from shared.config import load_config
 from shared.messages import Bar, ExecutionReport, RiskState, SetTrading
 from tests.fakes.telegram_api import FakeTelegramServer
+from tests.support import wait_for
 from tests.system.chaos_checks import Findings, check_legs, check_market, check_risk_timeline, read_rows
-from tests.system.test_supervised_system import ROOT, SERVICES, TOKEN, RunningSystem, system_toml, wait_for
+from tests.system.test_supervised_system import ROOT, SERVICES, TOKEN, RunningSystem, system_toml
 
 pytestmark = pytest.mark.system
 

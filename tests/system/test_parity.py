@@ -23,8 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -37,6 +36,7 @@ from backtest.inputs import build_setup
 from shared import topics
 from shared.bus import Subscriber
 from shared.messages import GatewayHeartbeat, OrderPlan
+from tests.support import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -48,15 +48,6 @@ QUIET_S = 0.05
 T = TypeVar("T")
 Order = tuple[str, str, int, tuple[tuple[float, float, float], ...]]
 
-
-def wait_for(what: str, fetch: Callable[[], T | None], timeout_s: float) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = fetch()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def write_slice(data_dir: Path) -> None:

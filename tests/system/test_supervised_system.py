@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from shared.messages import (
 )
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.hostile import OVERSIZE, every_mutation, hostile_multipart, samples
+from tests.support import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -61,15 +61,6 @@ SENTINELS = {"EXNESS_LOGIN": "918273645", "EXNESS_PASSWORD": "SENTINEL-PASSWORD-
 SERVICES = ("gateway_mt5", "strategy_xau", "strategy_btc", "risk", "executor", "telegram")
 T = TypeVar("T")
 
-
-def wait_for(what: str, fetch: Callable[[], T | None], timeout_s: float) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = fetch()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def system_toml(root: Path, telegram_url: str) -> str:

@@ -14,8 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -42,21 +41,13 @@ from shared.messages import (
     PositionData,
     SetProtection,
 )
+from tests.support import wait_for
 from tests.unit.executor.helpers import MAGIC, START, plan, sim_broker
 
 ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
 Context = zmq.Context[zmq.Socket[bytes]]
 
-
-def wait_for(what: str, fetch: Callable[[], T | None], timeout_s: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = fetch()
-        if value is not None:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 
 class GatewayThread:
