@@ -11,6 +11,10 @@ Which socket carries what, and why:
   timeout close the socket with linger 0, open a fresh one, and report "no reply" (a dead peer never
   hangs a caller). The DEALER's routing id names the caller, which the gateway uses to let only the
   executor mutate broker state.
+- CURVE (``shared.curve``, docs/SECURITY.md): once ``use_curve`` has set the process's keys (``run_service``
+  does when ``[curve] enabled``), every socket on a tcp endpoint is a CURVE server where it binds and a
+  client where it connects; ipc stays plain. A Replier then names each caller by its key (the ZAP User-Id),
+  not by the routing id it claims, and a Requester leaves its routing id to ZeroMQ.
 
 Frames are ``[topic, header, payload]`` on PUB/SUB, ``[payload]`` on PUSH/PULL and DEALER, and
 ``[identity, payload]`` at a ROUTER. Payloads are ``shared.codec`` frames.
@@ -26,11 +30,12 @@ import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import zmq
 
 from shared.codec import DecodeError, decode, encode
+from shared.curve import CurveKeys, make_client, make_server, peer_user_id, release_server, secures
 from shared.messages import AnyMessage, Message, Reply
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,61 @@ def prepare_endpoint(endpoint: str) -> None:
         directory = os.path.dirname(endpoint[len("ipc://") :])
         if directory:
             os.makedirs(directory, exist_ok=True)
+
+
+_process_curve: CurveKeys | None = None
+
+
+def use_curve(keys: CurveKeys | None) -> None:
+    """This process's CURVE keys (None: plain), for every socket built afterwards without its own ``curve``."""
+    global _process_curve  # noqa: PLW0603  (one setting per process, like its logging)
+    _process_curve = keys
+
+
+def curve_for(endpoint: str, curve: CurveKeys | None = None) -> CurveKeys | None:
+    """The keys that secure ``endpoint`` (``curve``, else the process's), or None when it stays plain."""
+    keys = curve if curve is not None else _process_curve
+    return keys if keys is not None and secures(endpoint) else None
+
+
+def connect(socket: zmq.Socket[Any], endpoint: str, curve: CurveKeys | None = None) -> bool:
+    """Connect, as a CURVE client of the endpoint's server when it is secured; True if it is."""
+    keys = curve_for(endpoint, curve)
+    if keys is not None:
+        make_client(socket, endpoint, keys)
+    socket.connect(endpoint)
+    return keys is not None
+
+
+class _Bound:
+    """A socket that binds: as a CURVE server when its endpoint is secured, holding its context's
+    authenticator until closed (``shared.curve.make_server``)."""
+
+    socket: zmq.Socket[bytes]
+    secure: bool = False
+    _holds: zmq.Context[zmq.Socket[bytes]] | None = None
+
+    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, curve: CurveKeys | None) -> None:
+        prepare_endpoint(endpoint)
+        keys = curve_for(endpoint, curve)
+        if keys is not None:
+            make_server(ctx, self.socket, keys)
+            self._holds = ctx
+        self.secure = keys is not None
+        try:
+            self.socket.bind(endpoint)
+        except zmq.ZMQError:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._holds is not None:
+            release_server(self._holds)
+            self._holds = None
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        self._release()
 
 
 _COUNTERS: weakref.WeakSet[DropCounter] = weakref.WeakSet()  # every live counter of this process (DropLog)
@@ -118,15 +178,15 @@ class DropLog:
 # ------------------------------------------------------------------------------------------ PUB/SUB
 
 
-class Publisher:
+class Publisher(_Bound):
     """A bound PUB socket that stamps every frame with its session and per-topic sequence number."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, sndhwm: int = 100_000) -> None:
-        prepare_endpoint(endpoint)
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, sndhwm: int = 100_000,
+                 curve: CurveKeys | None = None) -> None:
         self.socket = ctx.socket(zmq.PUB)
         self.socket.setsockopt(zmq.SNDHWM, sndhwm)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.bind(endpoint)
+        self._bind(ctx, endpoint, curve)
         self.endpoint = endpoint
         self._session = random.getrandbits(63) or 1
         self._seq: dict[str, int] = {}
@@ -135,9 +195,6 @@ class Publisher:
         seq = self._seq.get(topic, 0) + 1
         self._seq[topic] = seq
         self.socket.send_multipart([topic.encode(), _HEADER.pack(self._session, seq), encode(message)])
-
-    def close(self) -> None:
-        self.socket.close(linger=0)
 
 
 @dataclass(slots=True)
@@ -155,16 +212,19 @@ class Subscriber:
         ctx: zmq.Context[zmq.Socket[bytes]],
         endpoints: list[str],
         topics: list[str],
+        *,
         rcvhwm: int = 100_000,
         name: str = "sub",
+        curve: CurveKeys | None = None,
     ) -> None:
         self.socket = ctx.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self.socket.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        for endpoint in endpoints:
-            self.socket.connect(endpoint)
+        # Plain endpoints first: once a socket is a CURVE client, every later connect of it is one too.
+        for endpoint in sorted(endpoints, key=lambda e: curve_for(e, curve) is not None):
+            connect(self.socket, endpoint, curve)
         self.drops = DropCounter(name)
         self.gaps_total = 0
         self._last: dict[str, tuple[int, int]] = {}
@@ -202,7 +262,7 @@ class Subscriber:
 # ---------------------------------------------------------------------------------------- PUSH/PULL
 
 
-class Pusher:
+class Pusher(_Bound):
     """A PUSH socket for messages that must not be silently dropped (signals, plans, reports)."""
 
     def __init__(
@@ -213,16 +273,16 @@ class Pusher:
         bind: bool = False,
         send_timeout_ms: int = 2000,
         sndhwm: int = 10_000,
+        curve: CurveKeys | None = None,
     ) -> None:
         self.socket = ctx.socket(zmq.PUSH)
         self.socket.setsockopt(zmq.SNDHWM, sndhwm)
         self.socket.setsockopt(zmq.SNDTIMEO, send_timeout_ms)
         self.socket.setsockopt(zmq.LINGER, 2000)  # give queued reports a chance to leave on shutdown
         if bind:
-            prepare_endpoint(endpoint)
-            self.socket.bind(endpoint)
+            self._bind(ctx, endpoint, curve)
         else:
-            self.socket.connect(endpoint)
+            self.secure = connect(self.socket, endpoint, curve)
         self.endpoint = endpoint
         self.failed = 0
 
@@ -238,17 +298,18 @@ class Pusher:
             return False
 
     def close(self) -> None:
-        self.socket.close()
+        self.socket.close()  # the default linger (2 s) set above
+        self._release()
 
 
-class Puller:
+class Puller(_Bound):
     """A bound PULL socket (the inbox of a service) that validates every frame."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, name: str = "pull") -> None:
-        prepare_endpoint(endpoint)
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, name: str = "pull",
+                 curve: CurveKeys | None = None) -> None:
         self.socket = ctx.socket(zmq.PULL)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.bind(endpoint)
+        self._bind(ctx, endpoint, curve)
         self.drops = DropCounter(name)
 
     def receive(self) -> AnyMessage | None:
@@ -262,29 +323,33 @@ class Puller:
             self.drops.drop(exc)
             return None
 
-    def close(self) -> None:
-        self.socket.close(linger=0)
-
 
 # ------------------------------------------------------------------------------------ DEALER/ROUTER
 
 
 class Requester:
-    """A DEALER that asks and waits with a deadline (Lazy Pirate): a dead peer costs a timeout, no hang."""
+    """A DEALER that asks and waits with a deadline (Lazy Pirate): a dead peer costs a timeout, no hang.
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, identity: str) -> None:
+    ``identity`` is its routing id, the caller's name on a plain endpoint. On a CURVE endpoint the server
+    names the caller by its key, and the routing id is left to ZeroMQ (random per connection), so that no
+    peer can take over another's replies by claiming its name."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, identity: str,
+                 curve: CurveKeys | None = None) -> None:
         self._ctx = ctx
         self.endpoint = endpoint
         self.identity = identity
+        self.curve = curve_for(endpoint, curve)
         self.timeouts = 0
         self.drops = DropCounter(f"reply from {endpoint}")
         self.socket = self._open()
 
     def _open(self) -> zmq.Socket[bytes]:
         socket = self._ctx.socket(zmq.DEALER)
-        socket.setsockopt(zmq.ROUTING_ID, self.identity.encode())
+        if self.curve is None:
+            socket.setsockopt(zmq.ROUTING_ID, self.identity.encode())
         socket.setsockopt(zmq.LINGER, 0)
-        socket.connect(self.endpoint)
+        connect(socket, self.endpoint, self.curve)
         return socket
 
     def request(self, message: Message, timeout_s: float) -> AnyMessage | None:
@@ -313,38 +378,52 @@ class Requester:
         self.socket.close(linger=0)
 
 
-class Replier:
-    """A bound ROUTER: receive (caller identity, request) and answer that caller."""
+class Replier(_Bound):
+    """A bound ROUTER: receive (caller, request) and answer that caller.
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, name: str = "router") -> None:
-        prepare_endpoint(endpoint)
+    The caller is the routing id the peer chose on a plain endpoint, and the name of its admitted key (the
+    ZAP User-Id) on a CURVE one, which is what lets the gateway trust ``caller == "executor"``. Replies go
+    back to the connection that sent the caller's latest request (runners answer before receiving more)."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, name: str = "router",
+                 curve: CurveKeys | None = None) -> None:
         self.socket = ctx.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted caller takes its identity back
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises instead of vanishing
-        self.socket.bind(endpoint)
+        self._bind(ctx, endpoint, curve)
         self.drops = DropCounter(name)
+        self._routes: dict[str, bytes] = {}  # caller (key name) -> routing id of its latest request
 
     def receive(self) -> tuple[str, AnyMessage] | None:
         try:
-            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return None
         if len(frames) != 2:
             self.drops.drop("bad_envelope", f"{len(frames)} frames")
             return None
-        identity = frames[0].decode(errors="replace")
+        routing_id = frames[0].bytes
+        caller = routing_id.decode(errors="replace")
+        if self.secure:
+            caller = peer_user_id(frames[1])
+            if not caller:  # cannot happen through our authenticator; never serve an unnamed peer
+                self.drops.drop("no_user_id", "a CURVE peer without a ZAP User-Id")
+                return None
+            # ZeroMQ's own routing ids start with a zero byte; any other was chosen by the peer.
+            claimed = not routing_id.startswith(b"\0") and routing_id != caller.encode()
+            if claimed and self._routes.get(caller) != routing_id:
+                log.warning("caller with key %r uses routing id %r: it is served as %r", caller, routing_id, caller)
+            self._routes[caller] = routing_id
         try:
-            return identity, decode(frames[1])
+            return caller, decode(frames[1].bytes)
         except DecodeError as exc:
             self.drops.drop(exc)
             return None
 
     def reply(self, identity: str, message: Message) -> None:
+        routing_id = self._routes.get(identity, identity.encode())
         try:
-            self.socket.send_multipart([identity.encode(), encode(message)], zmq.NOBLOCK)
+            self.socket.send_multipart([routing_id, encode(message)], zmq.NOBLOCK)
         except (zmq.Again, zmq.ZMQError) as exc:
             log.warning("could not answer %s (%s): caller gone", identity, exc)
-
-    def close(self) -> None:
-        self.socket.close(linger=0)

@@ -6,6 +6,8 @@ counter and the sequence-gap count are therefore the shared ones, not a copy.
 
 ``AsyncRequester`` is the Lazy Pirate DEALER of ``shared.bus.Requester`` on a ``zmq.asyncio`` socket:
 the synchronous one blocks in ``poll`` and would freeze the event loop for the whole deadline.
+
+Both take CURVE like ``shared.bus`` (the process's keys from ``use_curve``, or their own ``curve``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import logging
 import zmq
 import zmq.asyncio
 
-from shared.bus import DropCounter, Received, Subscriber
+from shared.bus import DropCounter, Received, Subscriber, connect, curve_for
 from shared.codec import DecodeError, decode, encode
+from shared.curve import CurveKeys
 from shared.messages import AnyMessage, Message, Reply
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,8 @@ class AsyncSubscriber:
     """A ``shared.bus.Subscriber`` whose ``receive`` can be awaited."""
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoints: list[str], topics: list[str],
-                 name: str = "sub") -> None:
-        self.subscriber = Subscriber(ctx, endpoints, topics, name=name)
+                 name: str = "sub", curve: CurveKeys | None = None) -> None:
+        self.subscriber = Subscriber(ctx, endpoints, topics, name=name, curve=curve)
         self._readable = zmq.asyncio.Socket.from_socket(self.subscriber.socket)
 
     @property
@@ -57,13 +60,16 @@ class AsyncRequester:
 
     On timeout the socket is closed with linger 0 and a fresh one opened, so a late answer to the old
     request cannot be mistaken for the next one, and a dead peer costs one timeout, never a hang.
-    Requests are serialised: one question in flight at a time.
+    Requests are serialised: one question in flight at a time. On a CURVE endpoint the routing id is left
+    to ZeroMQ and the server names the caller by its key, as for ``shared.bus.Requester``.
     """
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, identity: str) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, identity: str,
+                 curve: CurveKeys | None = None) -> None:
         self._ctx = ctx
         self.endpoint = endpoint
         self.identity = identity
+        self.curve = curve_for(endpoint, curve)
         self.timeouts = 0
         self.drops = DropCounter(f"reply from {endpoint}")
         self._lock = asyncio.Lock()
@@ -71,9 +77,10 @@ class AsyncRequester:
 
     def _open(self) -> zmq.asyncio.Socket:
         socket = self._ctx.socket(zmq.DEALER)
-        socket.setsockopt(zmq.ROUTING_ID, self.identity.encode())
+        if self.curve is None:
+            socket.setsockopt(zmq.ROUTING_ID, self.identity.encode())
         socket.setsockopt(zmq.LINGER, 0)
-        socket.connect(self.endpoint)
+        connect(socket, self.endpoint, self.curve)
         return socket
 
     async def request(self, message: Message, timeout_s: float) -> AnyMessage | None:
