@@ -13,8 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from shared.curve import CurveError, CurveKeys, admitted_clients, load_public_key, secures
 from shared.symbol_config import SymbolConfig
 
 CONFIG_EXIT_STATUS = 2
@@ -23,6 +25,14 @@ T = TypeVar("T", bound=BaseModel)
 
 class ConfigError(Exception):
     """A configuration problem, already phrased for the operator in one line."""
+
+
+KEY_ERROR = "config_key"  # a rule spanning tables, reported on the key it names (see format_validation_error)
+
+
+def key_error(key: str, value: object, problem: str) -> PydanticCustomError:
+    """A validation error about ``key`` raised from a model validator, worded like any other key's."""
+    return PydanticCustomError(KEY_ERROR, "{problem}", {"key": key, "value": value, "problem": problem})
 
 
 class Section(BaseModel):
@@ -53,7 +63,7 @@ def _is_local(endpoint: str) -> bool:
 
 
 class Endpoints(Section):
-    """ZeroMQ endpoints. ``{run_dir}`` expands to paths.run_dir. Loopback or ipc only (see DESIGN)."""
+    """ZeroMQ endpoints. ``{run_dir}`` expands to paths.run_dir. ipc, or tcp on loopback unless [curve] is on."""
 
     gateway_pub: str = "ipc://{run_dir}/gateway_pub"
     gateway_rep: str = "ipc://{run_dir}/gateway_rep"
@@ -65,10 +75,29 @@ class Endpoints(Section):
 
     @field_validator("*")
     @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        if not _is_local(value.replace("{run_dir}", "run")):
-            raise ValueError("must be ipc://PATH or tcp://127.0.0.1:PORT (loopback) until CURVE keys exist")
+    def _ipc_or_tcp(cls, value: str) -> str:
+        if not value.startswith(("ipc://", "inproc://")) and not (value.startswith("tcp://") and ":" in value[6:]):
+            raise ValueError("must be ipc://PATH or tcp://HOST:PORT")
         return value
+
+
+# Which service binds each endpoint (see docs/ARCHITECTURE.md): a client of it trusts that service's key.
+BOUND_BY: dict[str, str] = {
+    "gateway_pub": "gateway_mt5", "gateway_rep": "gateway_mt5",
+    "risk_in": "risk", "risk_pub": "risk", "risk_rep": "risk",
+    "executor_in": "executor", "executor_rep": "executor",
+}
+
+
+class CurveSection(Section):
+    """ZeroMQ CURVE on every tcp endpoint (docs/SECURITY.md). Key files are named by service."""
+
+    enabled: bool = Field(False, description="true: every tcp endpoint is encrypted and admits only the keys "
+                          "of public_keys_dir (needed for an address off loopback); false: plain")
+    public_keys_dir: Path = Field(Path("keys/public"), description="NAME.key of every service (the clients "
+                                  "admitted, each known by its file name, and the servers trusted)")
+    secret_keys_dir: Path = Field(Path("keys/secret"), description="NAME.key_secret of each service that "
+                                  "runs on this machine (owner-only)")
 
 
 class BrokerSection(Section):
@@ -150,6 +179,7 @@ class SystemConfig(Section):
 
     paths: Paths = Paths()
     endpoints: Endpoints = Endpoints()
+    curve: CurveSection = CurveSection()
     symbols: dict[str, str] = Field(
         default_factory=lambda: {"XAUUSDm": "xau.toml", "BTCUSDm": "btc.toml"},
         description="symbol name -> its config file, relative to this file",
@@ -162,6 +192,17 @@ class SystemConfig(Section):
     risk: RiskSection = RiskSection()
     executor: ExecutorSection = ExecutorSection()
     telegram: TelegramSection = TelegramSection()
+
+    @model_validator(mode="after")
+    def _off_loopback_needs_curve(self) -> SystemConfig:
+        if self.curve.enabled:
+            return self
+        for name, value in self.endpoints.model_dump().items():
+            if not _is_local(value.replace("{run_dir}", "run")):
+                raise key_error(f"endpoints.{name}", value, "an address off loopback is allowed only with "
+                                "CURVE: set [curve] enabled = true and put the keys in place (docs/SECURITY.md), "
+                                "or use ipc://PATH or tcp://127.0.0.1:PORT")
+        return self
 
     def endpoint(self, name: str) -> str:
         """An endpoint with ``{run_dir}`` expanded."""
@@ -215,6 +256,9 @@ def _constraint_text(constraint: object) -> str:
 def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationError) -> str:
     """One operator-facing line for the first problem (file, key, value, what is allowed)."""
     err = exc.errors()[0]
+    if err.get("type") == KEY_ERROR:
+        context = err.get("ctx", {})
+        return f"{path}: {context['key']} = {context['value']!r} is invalid: {err.get('msg')}."
     loc = tuple(err.get("loc", ()))
     key = ".".join(str(p) for p in loc) or "(top level)"
     value = err.get("input")
@@ -266,11 +310,16 @@ def load_config(path: Path) -> LoadedConfig:
     path = path.resolve()
     system = load_toml(path, SystemConfig)
     root = path.parent.parent
-    paths = system.paths.model_copy(
-        update={name: (root / value if not value.is_absolute() else value)
-                for name, value in system.paths.model_dump().items()}
-    )
-    system = system.model_copy(update={"paths": paths})
+
+    def absolute(value: Path) -> Path:
+        return value if value.is_absolute() else root / value
+
+    paths = system.paths.model_copy(update={name: absolute(value) for name, value in system.paths.model_dump().items()})
+    curve = system.curve.model_copy(update={"public_keys_dir": absolute(system.curve.public_keys_dir),
+                                            "secret_keys_dir": absolute(system.curve.secret_keys_dir)})
+    system = system.model_copy(update={"paths": paths, "curve": curve})
+    if curve.enabled:
+        _check_public_keys(path, system)
     symbols: dict[str, SymbolConfig] = {}
     for symbol, filename in system.symbols.items():
         symbol_config = load_toml(path.parent / filename, SymbolConfig)
@@ -281,3 +330,40 @@ def load_config(path: Path) -> LoadedConfig:
             )
         symbols[symbol] = symbol_config
     return LoadedConfig(path=path, system=system, symbols=symbols)
+
+
+_KEYS_FIX = "Fix: create or copy the keys as docs/SECURITY.md says (deploy/curve_keys.py)"
+
+
+def _server_key_files(system: SystemConfig) -> dict[str, Path]:
+    """tcp endpoint -> the public key file of the service that binds it."""
+    return {system.endpoint(name): system.curve.public_keys_dir / f"{BOUND_BY[name]}.key"
+            for name in Endpoints.model_fields if secures(system.endpoint(name))}
+
+
+def _check_public_keys(path: Path, system: SystemConfig) -> None:
+    """With CURVE on, what every process of every machine needs: the keys it admits and the servers' keys."""
+    directory = system.curve.public_keys_dir
+    try:
+        admitted_clients(directory)
+        for file in _server_key_files(system).values():
+            load_public_key(file)
+    except CurveError as exc:
+        raise ConfigError(f"{path}: curve.public_keys_dir = {str(directory)!r} is invalid: {exc}. "
+                          f"{_KEYS_FIX}") from None
+
+
+def curve_keys(config: LoadedConfig, service: str) -> CurveKeys | None:
+    """The CURVE keys of one service process (None while [curve] is off): its key pair from
+    ``secret_keys_dir/SERVICE.key_secret``, the clients it admits and the servers it trusts. A missing or
+    unreadable file is a ConfigError naming it, raised before any socket opens."""
+    system = config.system
+    if not system.curve.enabled:
+        return None
+    directory = system.curve.secret_keys_dir
+    try:
+        return CurveKeys.load(service, directory / f"{service}.key_secret", system.curve.public_keys_dir,
+                              _server_key_files(system))
+    except CurveError as exc:
+        raise ConfigError(f"{config.path}: curve.secret_keys_dir = {str(directory)!r} is invalid for {service}: "
+                          f"{exc}. {_KEYS_FIX}") from None

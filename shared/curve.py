@@ -38,23 +38,29 @@ class CurveError(ValueError):
     """A key file that is missing or unreadable, named with its path."""
 
 
+def _load(path: Path, what: str) -> tuple[bytes, bytes | None]:
+    if not path.is_file():
+        raise CurveError(f"{path}: missing (the {what} file)")
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+        for key in (public, secret):  # 40 z85 characters for 32 bytes; anything else fails at the first socket
+            if key is not None and len(z85.decode(key)) != 32:
+                raise ValueError("a key is not 40 z85 characters")
+    except (OSError, ValueError, KeyError) as exc:
+        raise CurveError(f"{path}: not a readable CURVE {what} file ({exc})") from None
+    return public, secret
+
+
 def load_keys(secret_file: Path) -> tuple[bytes, bytes]:
     """(public, secret) from a ``NAME.key_secret`` certificate file (z85)."""
-    try:
-        public, secret = zmq.auth.load_certificate(secret_file)
-    except (OSError, ValueError) as exc:
-        raise CurveError(f"{secret_file}: not a readable CURVE secret key file ({exc})") from None
+    public, secret = _load(secret_file, "secret key")
     if secret is None:
         raise CurveError(f"{secret_file}: holds no secret key (use the NAME.key_secret file)")
     return public, secret
 
 
 def load_public_key(public_file: Path) -> bytes:
-    try:
-        public, _ = zmq.auth.load_certificate(public_file)
-    except (OSError, ValueError) as exc:
-        raise CurveError(f"{public_file}: not a readable CURVE public key file ({exc})") from None
-    return public
+    return _load(public_file, "public key")[0]
 
 
 def admitted_clients(public_keys_dir: Path) -> dict[bytes, str]:

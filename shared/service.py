@@ -22,10 +22,11 @@ from typing import Any, ClassVar
 
 import zmq
 
-from shared.bus import DropLog
+from shared.bus import DropLog, connect, use_curve
 from shared.clock import Clock
 from shared.codec import encode
-from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, load_config
+from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, curve_keys, load_config
+from shared.curve import CurveKeys
 from shared.logs import setup_logging
 from shared.messages import ServiceHeartbeat
 from shared.secrets import Secrets, load_secrets
@@ -46,11 +47,13 @@ class Beacon:
 
     installed: ClassVar[Beacon | None] = None  # set by run_service in a service process; tests' loops have none
 
-    def __init__(self, service: str, risk_in: str | None, interval_s: float = BEACON_INTERVAL_S) -> None:
+    def __init__(self, service: str, risk_in: str | None, interval_s: float = BEACON_INTERVAL_S,
+                 curve: CurveKeys | None = None) -> None:
         self.service = service
         self.interval_s = interval_s
         self.drops = DropLog()
         self._risk_in = risk_in
+        self._curve = curve
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._socket: zmq.Socket[bytes] | None = None
 
@@ -64,7 +67,7 @@ class Beacon:
             self._socket = self._ctx.socket(zmq.PUSH)
             self._socket.setsockopt(zmq.SNDHWM, 2)
             self._socket.setsockopt(zmq.LINGER, 0)
-            self._socket.connect(self._risk_in)
+            connect(self._socket, self._risk_in, self._curve)
         beat = ServiceHeartbeat(ts=0, service=self.service, dropped=self.drops.dropped, gaps=self.drops.gaps)
         # Risk absent or full: the beat is lost, and its health line shows this service's age growing.
         with contextlib.suppress(zmq.Again):
@@ -172,7 +175,8 @@ def run_service(
     Returns the process exit status: 2 for a configuration problem (one line on stderr, before any
     socket is opened), 1 for a crash (logged with its traceback), 0 after a clean stop. ``check`` is
     the service's own validation (e.g. the broker backend's settings); it runs before logging starts,
-    and a ConfigError from it is that same one line.
+    and a ConfigError from it is that same one line. With ``[curve] enabled`` the service's keys are
+    loaded here (a missing file is that one line too) and every socket of the process uses them on tcp.
     """
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     parser.add_argument("--config", type=Path, default=Path(os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG)))
@@ -182,15 +186,18 @@ def run_service(
     try:
         config = load_config(args.config)
         secrets = load_secrets()
+        curve = curve_keys(config, service)
         if check is not None:
             check(config, secrets)
     except (ConfigError, ValueError) as exc:
         print(f"{service}: configuration error: {exc}", file=sys.stderr)
         return CONFIG_EXIT_STATUS
-    logger = setup_logging(service, config.system.paths.logs_dir, secrets.values_to_redact())
-    Beacon.installed = Beacon(service, None if service == "risk" else config.system.endpoint("risk_in"))
-    logger.info("starting (pid %d, config %s, backend %s)", os.getpid(), config.path,
-                config.system.broker.backend)
+    redact = secrets.values_to_redact() + ([curve.secret.decode()] if curve is not None else [])
+    logger = setup_logging(service, config.system.paths.logs_dir, redact)
+    Beacon.installed = Beacon(service, None if service == "risk" else config.system.endpoint("risk_in"), curve=curve)
+    logger.info("starting (pid %d, config %s, backend %s, CURVE on tcp %s)", os.getpid(), config.path,
+                config.system.broker.backend, f"as {curve.name!r}" if curve is not None else "off")
+    use_curve(curve)
     try:
         serve(config, secrets, args)
     except ConfigError as exc:
@@ -200,5 +207,7 @@ def run_service(
     except Exception:
         logger.exception("crashed")
         return 1
+    finally:
+        use_curve(None)  # a test that runs a service in-process must not leave its keys behind
     logger.info("stopped")
     return 0

@@ -105,6 +105,9 @@ def test_keys_on_disk(tmp_path: Path, ring: Keyring) -> None:
         CurveKeys.load("absent", tmp_path / "absent.key_secret", ring.public_dir, {})
     with pytest.raises(CurveError, match=r"holds no secret key"):
         CurveKeys.load("risk", ring.public_dir / "risk.key", ring.public_dir, {})
+    (ring.public_dir / "risk.key").write_text('metadata\ncurve\n    public-key = "too short"\n')
+    with pytest.raises(CurveError, match=r"risk\.key: not a readable CURVE public key file"):
+        admitted_clients(ring.public_dir)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CurveError, match="no client public key"):
         admitted_clients(tmp_path / "empty")
