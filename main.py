@@ -20,7 +20,7 @@ from pathlib import Path
 from secrets import token_urlsafe
 
 from services.gateway_mt5.runner import check_backend
-from shared.config import CONFIG_EXIT_STATUS, ConfigError, load_config
+from shared.config import CONFIG_EXIT_STATUS, ConfigError, curve_keys, load_config
 from shared.secrets import Secrets, load_secrets
 
 ROOT = Path(__file__).resolve().parent
@@ -32,6 +32,8 @@ def _environment(config_path: Path, credentials: Secrets, headless: bool, engine
     """Validate everything, then build the variables deploy/supervisord.conf expands."""
     config = load_config(config_path)
     check_backend(config, credentials)
+    for service in SERVICES:  # all six run on this machine: every secret key must be here (no-op with CURVE off)
+        curve_keys(config, service)
     paths = config.system.paths
     for directory in (paths.logs_dir, paths.run_dir, paths.state_dir):
         directory.mkdir(parents=True, exist_ok=True)
