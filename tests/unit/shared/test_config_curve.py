@@ -114,3 +114,16 @@ def test_the_service_exits_2_with_one_line_before_any_socket_opens(tmp_path: Pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.stderr
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_main_refuses_to_start_supervisord_when_a_service_key_is_missing(tmp_path: Path) -> None:
+    """All six services run on the machine main.py starts them on: one missing secret key stops the launch
+    with one line (not five services up and one exiting 2 under supervisord)."""
+    config = project(tmp_path, ON)
+    (tmp_path / "keys" / "secret" / "executor.key_secret").unlink()
+    env = {**os.environ, "PORTFOLIO_ENV_FILE": str(tmp_path / "absent.env")}
+    result = subprocess.run([sys.executable, "main.py", "--config", str(config)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == CONFIG_EXIT_STATUS, result.stderr
+    assert "executor.key_secret" in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
