@@ -162,8 +162,6 @@ class DataQuality:
         log.warning("data quality counters: %s", self.summary())
         self._changed = self._new_kind = False
         self._logged_at = now
-        self._new_kind = False
-        self._logged_at = -math.inf
 
     def _problem(self, symbol: str, stream: _Stream, time: int, ohlc: OHLC) -> str | None:
         problem = rate_problem(time, ohlc)

@@ -268,3 +268,28 @@ def test_the_shipped_history_through_the_gateway_is_clean_and_unmarked() -> None
         marked += [m for _, m in core.poll() if isinstance(m, Bar) and m.m1_count is not None]
     assert core.quality.summary() == ""
     assert [(bar.symbol, bar.timeframe) for bar in marked] == []
+
+
+def test_the_counters_are_logged_when_they_change_and_a_long_episode_not_every_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dq = DataQuality(lambda symbol, t: True)
+    lines = caplog.records
+
+    def counters() -> list[str]:
+        return [r.getMessage() for r in lines if r.getMessage().startswith("data quality counters")]
+
+    with caplog.at_level("WARNING", logger="services.gateway_mt5.data_quality"):
+        for k in range(3):
+            dq.check(GOLD, T0 + 60 * k, (3300.0 + k, 3301.0 + k, 3299.0 + k, 3300.5 + k))
+        dq.log_if_changed(T0 + 180)
+        assert counters() == []  # nothing counted yet
+        for k in range(3, 20):  # seventeen flat minutes at one price: frozen from the sixth on
+            dq.check(GOLD, T0 + 60 * k, (3302.5, 3302.5, 3302.5, 3302.5))
+            dq.log_if_changed(T0 + 60 * (k + 1))
+        assert counters() == ["data quality counters: XAUUSDm: frozen=1",  # a new problem: at once (10:08)
+                              "data quality counters: XAUUSDm: frozen=6",  # then every 300 market seconds
+                              "data quality counters: XAUUSDm: frozen=11"]
+        dq.check(GOLD, T0 + 60 * 20, (0.0, 3301.0, 3299.0, 3300.0))
+        dq.log_if_changed(T0 + 60 * 21)
+        assert counters()[-1] == "data quality counters: XAUUSDm: frozen=13 zero_price=1"  # new: at once
