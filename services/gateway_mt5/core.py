@@ -177,8 +177,9 @@ class GatewayCore:
 
         The first five say the feed as a whole gives nothing to trade on right now; a quality problem says
         what the live feed delivered lately, so it is named once the feed is up, open and ticking. A problem
-        seen before a close is still reported after the reopen until clean bars follow it. Risk refuses a
-        signal on any reason but ok (rule data_stale), so the order only decides which word is shown."""
+        seen before a close is still reported after the reopen until clean bars follow it. Risk refuses every
+        signal while ok is False (market_closed under its own rule, every other reason under data_stale), so
+        the order decides only which word the operator reads."""
         tick = self._last_tick.get(symbol)
         age = None if tick is None else max(0.0, self.market_now - tick.time_msc / 1000)
         if not self.connected:
