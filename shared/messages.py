@@ -15,7 +15,7 @@ versions, extra fields, NaN/inf and impossible prices are refused there, before 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
 
@@ -63,7 +63,20 @@ class Reply(Message):
 
 
 class Bar(Message):
-    """A CLOSED bar. ``time`` is its open time (MT5 convention), aligned to the timeframe."""
+    """A CLOSED bar. ``time`` is its open time (MT5 convention), aligned to the timeframe.
+
+    ``m1_count`` marks an M5/M15 bar the gateway built from PARTIAL M1 data: None (the default, and every
+    bar before the field existed) means each minute of the window in which the market was expected to trade
+    had its M1 bar; a number says the bar was folded from only that many M1 bars because expected minutes
+    were missing (a gap in the feed, a broken rate the gateway dropped, M1 bars that arrived after the
+    window had closed in a stale feed, the gateway starting mid-window). Its open/high/low/close/volume
+    then describe only those minutes. A count rather than a flag, so a reader can judge "4 of 5" apart
+    from "1 of 15". Never set on M1 bars. See services/gateway_mt5/aggregate.py.
+
+    An unmarked bar does not store the key at all (``bar.m1_count`` still reads None): the simulator
+    builds its bars without validation from a fixed set of keys (sim/trusted.py), and this keeps those
+    bars equal to validated ones and identical on the wire, so no existing producer or message changes.
+    """
 
     type: Literal["bar"] = "bar"
     symbol: Symbol
@@ -75,6 +88,8 @@ class Bar(Message):
     close: Price
     tick_volume: int = Field(ge=0)
     spread: int = Field(ge=0, description="points, as MT5 rates carry it")
+    m1_count: int | None = Field(default=None, ge=1, description="M5/M15 built from this many M1 bars "
+                                 "because expected minutes were missing; None = complete")
 
     @model_validator(mode="after")
     def _ohlc_consistent(self) -> Bar:
@@ -82,7 +97,19 @@ class Bar(Message):
             raise ValueError("high must be >= open/close and low <= open/close")
         if self.time % (TIMEFRAME_MINUTES[self.timeframe] * 60) != 0:
             raise ValueError(f"bar time {self.time} is not aligned to {self.timeframe}")
+        if self.m1_count is None:
+            self.__dict__.pop("m1_count", None)  # unmarked: stored as the simulator's bars are (class docstring)
+        elif self.m1_count >= TIMEFRAME_MINUTES[self.timeframe]:
+            raise ValueError(f"m1_count {self.m1_count} marks a partial bar: fewer than the minutes of "
+                             f"{self.timeframe}")
         return self
+
+    if not TYPE_CHECKING:  # the type checker sees the field; at run time an absent key reads as None
+
+        def __getattr__(self, name: str) -> object:
+            if name == "m1_count":
+                return None
+            return super().__getattr__(name)
 
     @property
     def close_time(self) -> int:

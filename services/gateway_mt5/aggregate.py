@@ -8,12 +8,19 @@ minutes (gold before its daily break) is still one bar, closed when its window e
 The batch form (``aggregate``) serves history requests; ``BarAggregator`` builds the same bars live,
 one M1 bar at a time, and ``flush(now)`` closes every window whose end is <= now, so a bar whose last
 minutes never come still closes on time. Both give identical bars (tested on the shipped data).
+
+Partial bars. Given ``expected(symbol, t)`` (the gateway passes ``DataQuality.expected``: the market was
+due to trade in minute ``t``), ``BarAggregator`` marks a bar whose window lacks the M1 bar of an expected
+minute with ``m1_count`` = the M1 bars it was built from (``shared.messages.Bar``): a gap, a broken rate the
+gateway dropped, bars held back by a stale feed (the window closes on time without them and they arrive
+late), or a gateway started mid-window. Minutes the market was closed (gold's break) never make a bar
+partial. Without ``expected`` nothing is marked, as in the batch form (history is what the broker shows).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +117,8 @@ class _Partial:
     close: float
     tick_volume: int
     spread: int
+    count: int = 1
+    present: int = 0  # bit k set: the window's minute k had its M1 bar
 
 
 class BarAggregator:
@@ -120,16 +129,21 @@ class BarAggregator:
     it after each poll with the market time reached). An M1 bar arriving after its window was already
     flushed (a feed that was stale and caught up) cannot change a published bar: it is counted in
     ``late``, logged and left out of that timeframe, never emitted as a second bar for the window.
+    With ``expected`` (see the module docstring) a window missing an expected minute is emitted with
+    ``m1_count``; ``partial`` counts them.
     """
 
-    def __init__(self, timeframes: Sequence[Timeframe] = ("M5", "M15")) -> None:
+    def __init__(self, timeframes: Sequence[Timeframe] = ("M5", "M15"),
+                 expected: Callable[[str, float], bool] | None = None) -> None:
         if not timeframes or any(tf == "M1" for tf in timeframes):
             raise ValueError(f"timeframes must be higher than M1, got {tuple(timeframes)}")
         self._timeframes = tuple(timeframes)
         self._partials: dict[tuple[str, Timeframe], _Partial] = {}
         self._last_m1: dict[str, int] = {}
         self._emitted: dict[tuple[str, Timeframe], int] = {}
+        self._expected = expected
         self.late = 0
+        self.partial = 0
 
     def add(self, bar: Bar) -> list[Bar]:
         """Fold one closed M1 bar in; return the higher bars it completes (oldest first)."""
@@ -153,9 +167,11 @@ class BarAggregator:
             if part is not None and part.time != window:
                 out.append(self._emit(bar.symbol, tf, part))
                 part = None
+            minute = 1 << (bar.time - window) // 60
             if part is None:
                 self._partials[key] = _Partial(
-                    window, window + size, bar.open, bar.high, bar.low, bar.close, bar.tick_volume, bar.spread
+                    window, window + size, bar.open, bar.high, bar.low, bar.close, bar.tick_volume, bar.spread,
+                    present=minute,
                 )
             else:
                 part.high = max(part.high, bar.high)
@@ -163,6 +179,8 @@ class BarAggregator:
                 part.close = bar.close
                 part.tick_volume += bar.tick_volume
                 part.spread = min(part.spread, bar.spread)
+                part.count += 1
+                part.present |= minute
         out.extend(self._flush(bar.close_time, bar.symbol))
         return _ordered(out)
 
@@ -186,11 +204,22 @@ class BarAggregator:
     def _emit(self, symbol: str, tf: Timeframe, part: _Partial) -> Bar:
         del self._partials[(symbol, tf)]
         self._emitted[(symbol, tf)] = part.time
+        partial = self._missing_expected(symbol, part)
+        if partial:
+            self.partial += 1
         return Bar(
             id=bar_id(symbol, tf, part.time), ts=part.end, symbol=symbol, timeframe=tf, time=part.time,
             open=part.open, high=part.high, low=part.low, close=part.close,
-            tick_volume=part.tick_volume, spread=part.spread,
+            tick_volume=part.tick_volume, spread=part.spread, m1_count=part.count if partial else None,
         )
+
+    def _missing_expected(self, symbol: str, part: _Partial) -> bool:
+        """Whether a minute of the window the market was expected to trade in has no M1 bar here."""
+        expected = self._expected
+        if expected is None:
+            return False
+        minutes = (part.end - part.time) // 60
+        return any(not part.present >> k & 1 and expected(symbol, part.time + 60 * k) for k in range(minutes))
 
 
 def _ordered(bars: list[Bar]) -> list[Bar]:

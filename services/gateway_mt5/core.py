@@ -4,6 +4,10 @@ It is the only code that talks to the broker. It publishes closed M1 bars and th
 from them (one aggregation for every backend, so the sim and a real terminal publish the same way),
 the latest tick per symbol, exit deals, account snapshots and a heartbeat saying per symbol whether
 the data is fresh and, if not, why. Only the executor's identity may send broker-mutating requests.
+
+Every M1 rate the broker hands over goes through ``DataQuality.check`` (data_quality.py) before it is
+published or folded into M5/M15: a duplicate, an impossible bar or a zero price is dropped and counted,
+a gap or a frozen run is published but makes the symbol's heartbeat not ok until the stream recovers.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pydantic import BaseModel
 
 from services.gateway_mt5.aggregate import BarAggregator
 from services.gateway_mt5.broker import Broker, BrokerUnavailable
+from services.gateway_mt5.data_quality import PUBLISHED, DataQuality, schedule_of
 from shared import topics
 from shared.clock import Clock
 from shared.config import GatewaySection
@@ -84,7 +89,8 @@ class GatewayCore:
         self.connected = False
         self.market_now = 0.0
         self._last_tick: dict[str, Tick] = {}
-        self._aggregator = BarAggregator(("M5", "M15"))
+        self.quality = DataQuality(schedule_of(broker))
+        self._aggregator = BarAggregator(("M5", "M15"), expected=self.quality.expected)
         self._last_bar_time: dict[tuple[str, str], int] = {}
         self._symbols: list[str] = []
         self._connect_error = ""
@@ -123,6 +129,8 @@ class GatewayCore:
         self.market_now = max(self.market_now, update.now)
         out: list[Publication] = []
         for bar in update.bars:
+            if not self._admitted(bar):
+                continue
             published = self._publish_bar(bar)
             if published:  # a repeated M1 bar must not reach the aggregator either
                 out.extend(published)
@@ -136,7 +144,15 @@ class GatewayCore:
             self._last_tick[tick.symbol] = tick
             out.append((topics.tick(tick.symbol), tick))
         out.extend((topics.DEAL, deal) for deal in update.deals)
+        self.quality.log_if_changed(self.market_now)
         return out
+
+    def _admitted(self, bar: Bar) -> bool:
+        """The data-quality check of one broker rate: True to publish it (good, after a gap, or frozen)."""
+        if bar.timeframe != "M1":
+            return True  # brokers hand over M1 only (MarketUpdate); M5/M15 are built here from checked M1
+        problem = self.quality.check(bar.symbol, bar.time, (bar.open, bar.high, bar.low, bar.close))
+        return problem is None or problem in PUBLISHED
 
     def _publish_bars(self, bars: Iterable[Bar]) -> list[Publication]:
         out: list[Publication] = []
@@ -156,6 +172,14 @@ class GatewayCore:
         return [(topics.bar(bar.symbol, bar.timeframe), bar)]
 
     def symbol_health(self, symbol: str) -> SymbolHealth:
+        """The first that holds: disconnected, market_closed, replay_ended, no_data, stale, then the data-quality
+        problem (gap, duplicate_bar, bad_bar, zero_price, frozen) until the stream has recovered, else ok.
+
+        The first five say the feed as a whole gives nothing to trade on right now; a quality problem says
+        what the live feed delivered lately, so it is named once the feed is up, open and ticking. A problem
+        seen before a close is still reported after the reopen until clean bars follow it. Risk refuses every
+        signal while ok is False (market_closed under its own rule, every other reason under data_stale), so
+        the order decides only which word the operator reads."""
         tick = self._last_tick.get(symbol)
         age = None if tick is None else max(0.0, self.market_now - tick.time_msc / 1000)
         if not self.connected:
@@ -169,7 +193,8 @@ class GatewayCore:
             return SymbolHealth(ok=False, reason="no_data", market_open=True)
         if age > self.settings.stale_after_s:
             return SymbolHealth(ok=False, reason="stale", market_open=True, last_tick_age_s=age)
-        return SymbolHealth(ok=True, reason="ok", market_open=True, last_tick_age_s=age)
+        ok, reason = self.quality.status(symbol)
+        return SymbolHealth(ok=ok, reason=reason, market_open=True, last_tick_age_s=age)
 
     def heartbeat(self) -> Publication:
         """Per symbol: fresh or not, and why. Works while the broker is unreachable (that is when it matters)."""

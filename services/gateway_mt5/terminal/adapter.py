@@ -229,6 +229,10 @@ class TerminalBroker:
         """From the configured hours at the market time (needs no connection)."""
         return self._schedule(symbol).is_open(self._market_now())
 
+    def market_open_at(self, symbol: str, t: float) -> bool:
+        """Whether the symbol trades at market time ``t``, by the same configured hours (data-quality gaps)."""
+        return self._schedule(symbol).is_open(t)
+
     def _schedule(self, symbol: str) -> MarketSchedule:
         schedule = self._schedules.get(symbol)
         if schedule is None:
@@ -270,10 +274,12 @@ class TerminalBroker:
         found: list[DealClosed] = self._read("history_deals_get", read, empty=[])
         return sorted((d for d in found if d.time >= since), key=lambda d: (d.time, d.ticket))
 
-    def _rates(self, symbol: str, timeframe: Timeframe, what: str, fetch: Callable[[Mt5Api], Any]) -> list[Bar]:
+    def _rates(self, symbol: str, timeframe: Timeframe, what: str, fetch: Callable[[Mt5Api], Any], *,
+               quarantine: bool = False) -> list[Bar]:
+        """copy_rates_*; ``quarantine``: broken rates come back unvalidated for the gateway's checks (convert.py)."""
         digits = self._specs[symbol].digits if symbol in self._specs else 8
         return self._read(what, lambda a: None if (r := fetch(a)) is None
-                          else convert.bars(symbol, timeframe, r, digits), empty=[])
+                          else convert.bars(symbol, timeframe, r, digits, quarantine=quarantine), empty=[])
 
     def history(self, symbol: str, timeframe: Timeframe, count: int) -> list[Bar]:
         """The last ``count`` closed bars, oldest first (copy_rates_from_pos from position 0, forming one dropped)."""
@@ -383,11 +389,11 @@ class TerminalBroker:
             update.horizons[symbol] = closed_by
             return
         recent = self._rates(symbol, "M1", f"copy_rates_from_pos({symbol!r}, M1)",
-                             lambda a: a.copy_rates_from_pos(symbol, mt5.TIMEFRAME_M1, 0, RECENT_BARS))
+                             lambda a: a.copy_rates_from_pos(symbol, mt5.TIMEFRAME_M1, 0, RECENT_BARS), quarantine=True)
 
         def fetch_back(count: int) -> list[Bar]:
             return self._rates(symbol, "M1", f"copy_rates_from_pos({symbol!r}, M1, 0, {count})",
-                               lambda a: a.copy_rates_from_pos(symbol, mt5.TIMEFRAME_M1, 0, count))
+                               lambda a: a.copy_rates_from_pos(symbol, mt5.TIMEFRAME_M1, 0, count), quarantine=True)
 
         fresh, update.horizons[symbol] = cursor.take(recent, closed_by, fetch_back)
         update.bars.extend(fresh)

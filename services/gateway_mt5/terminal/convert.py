@@ -5,17 +5,25 @@ mt5linux, where every attribute read is a round trip to the bridge) is read fiel
 value cast to a plain ``int``/``float``/``str``, and validated by the message model. Nothing returned by
 the terminal outlives the call that produced it. A record that fails validation raises
 ``RecordError`` naming the call and the field, never a half-built message.
+
+Rates are the exception: a broken rate is market data the gateway must see, count and refuse, not a
+reason to fail the symbol's poll (the same rate would come back in every poll and stall the symbol for
+good). ``bars(..., quarantine=True)`` passes a rate whose prices or time cannot make a ``Bar`` on as an
+unvalidated ``Bar`` holding the raw numbers; ``GatewayCore`` checks every M1 rate first and drops it
+(services/gateway_mt5/data_quality.py). Without ``quarantine`` (history requests) such a rate is left out.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
 
 from services.gateway_mt5.aggregate import bar_id
+from services.gateway_mt5.data_quality import rate_problem
 from services.gateway_mt5.terminal.api import (
     AccountRecord,
     DealRecord,
@@ -40,6 +48,7 @@ from shared.messages import (
     TradeResult,
 )
 
+log = logging.getLogger(__name__)
 M = TypeVar("M")
 EXIT_ENTRIES = frozenset({mt5.DEAL_ENTRY_OUT, mt5.DEAL_ENTRY_INOUT, mt5.DEAL_ENTRY_OUT_BY})
 
@@ -147,8 +156,11 @@ def request_dict(request: TradeRequest) -> TradeRequestDict:
     return out
 
 
-def bars(symbol: str, timeframe: Timeframe, rates: Rates, digits: int) -> list[Bar]:
-    """A copy_rates_* array -> Bar messages (oldest first), prices rounded to the symbol's digits."""
+def bars(symbol: str, timeframe: Timeframe, rates: Rates, digits: int, *, quarantine: bool = False) -> list[Bar]:
+    """A copy_rates_* array -> Bar messages (oldest first), prices rounded to the symbol's digits.
+
+    A rate with an impossible price or time (``rate_problem``) is passed on unvalidated with ``quarantine``
+    (for the gateway's data-quality check, which drops it), else left out (logged)."""
     if len(rates) == 0:
         return []
     size = TIMEFRAME_MINUTES[timeframe] * 60
@@ -162,9 +174,16 @@ def bars(symbol: str, timeframe: Timeframe, rates: Rates, digits: int) -> list[B
         np.asarray(rates["spread"], dtype=np.int64).tolist(),
         strict=True,
     )
-    return [
-        _validated(Bar, f"copy_rates({symbol!r}, {timeframe}) bar {t}", id=bar_id(symbol, timeframe, t),
-                   ts=float(t + size), symbol=symbol, timeframe=timeframe, time=t, open=o, high=h, low=lo,
-                   close=c, tick_volume=v, spread=s)
-        for t, o, h, lo, c, v, s in columns
-    ]
+    out: list[Bar] = []
+    for t, o, h, lo, c, v, s in columns:
+        fields: dict[str, Any] = {"id": bar_id(symbol, timeframe, t), "ts": float(t + size), "symbol": symbol,
+                  "timeframe": timeframe, "time": t, "open": o, "high": h, "low": lo, "close": c,
+                  "tick_volume": v, "spread": s}
+        problem = rate_problem(t, (o, h, lo, c))
+        if problem is None:
+            out.append(_validated(Bar, f"copy_rates({symbol!r}, {timeframe}) bar {t}", **fields))
+        elif quarantine:
+            out.append(Bar.model_construct(**fields))  # unvalidated on purpose: see the module docstring
+        else:
+            log.warning("copy_rates(%r, %s) bar %d left out: %s %r", symbol, timeframe, t, problem, (o, h, lo, c))
+    return out

@@ -29,13 +29,18 @@ from shared.messages import (
     PositionsRequest,
     Tick,
 )
-from tests.unit.sim.helpers import DATA, T0, broker, deal, expected_profit, flat
+from tests.unit.sim.helpers import DATA, T0, Row, broker, deal, expected_profit
 from tests.unit.sim.test_replay import batch, key
 
 GOLD, BTC = "XAUUSDm", "BTCUSDm"
 CONTRACT = {GOLD: 100.0, BTC: 1.0}
 DISTANCE = {GOLD: (2.0, 3), BTC: (250.0, 2)}
 GOLD_HOURS = MarketSchedule(PRESET_HOURS[GOLD])
+
+
+def drifting(price: float, count: int) -> list[Row]:
+    """``count`` bars rising a little each minute (flat bars in a row are a frozen feed to the gateway)."""
+    return [(price + k, price + k + 1, price + k - 1, price + k + 0.5) for k in range(count)]
 
 
 def beat(core: GatewayCore) -> GatewayHeartbeat:
@@ -128,7 +133,7 @@ def test_the_heartbeat_says_why_a_symbol_is_not_fresh(tmp_path: Path) -> None:
     evening = T0 + 10 * 3600 + 50 * 60  # 20:50 UTC Tuesday; gold's break is 21:00-22:00
     stale = {"symbol": BTC, "start": "2025-07-15T20:53:00", "end": "2025-07-15T20:58:00"}
     cut = {"start": "2025-07-15T21:02:00", "end": "2025-07-15T21:04:00"}
-    sim = broker(tmp_path, xau=flat(3300.0, 10), btc=flat(100_000.0, 20), t0=evening, max_bars_per_poll=2,
+    sim = broker(tmp_path, xau=drifting(3300.0, 10), btc=drifting(100_000.0, 20), t0=evening, max_bars_per_poll=2,
                  faults={"stale": [stale], "disconnects": [cut]})
     core = GatewayCore(sim, GatewaySection(stale_after_s=120), FakeClock())
     assert core.connect()

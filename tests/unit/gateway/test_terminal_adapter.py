@@ -223,7 +223,8 @@ def test_specs_come_from_the_terminal_after_symbol_select(terminal: Any) -> None
 def test_golds_last_bars_before_the_break_are_published_on_time(terminal: Any) -> None:
     evening = T0 + 10 * 3600 + 50 * 60  # 20:50 UTC; gold's summer break starts at 21:00
     xau: list[Row] = [(3300.0 + k, 3300.5 + k, 3299.5 + k, 3300.2 + k) for k in range(10)]
-    adapter, fake, clock = terminal(xau, flat(100_000.0, 80), t0=evening, connect=False)
+    btc: list[Row] = [(100_000.0 + k, 100_001.0 + k, 99_999.0 + k, 100_000.5 + k) for k in range(80)]  # not frozen
+    adapter, fake, clock = terminal(xau, btc, t0=evening, connect=False)
     core = GatewayCore(adapter, GatewaySection(), clock)
     assert core.connect()
     published: list[tuple[float, Bar]] = []
