@@ -3,6 +3,7 @@
     python main.py                 all six services, simulated broker by default
     python main.py --headless      everything except Telegram (VPS mode)
     python main.py --engine-only   Telegram only sends notifications, accepts no commands
+                                   ([deploy] gateway_here = false: all but the gateway, which runs next to MT5)
     python main.py ctl status      supervisorctl on the running system (also: stop, restart NAME ...)
     python main.py backtest ...    the same cores on history in one process (`main.py backtest --help`)
 
@@ -20,29 +21,47 @@ from pathlib import Path
 from secrets import token_urlsafe
 
 from services.gateway_mt5.runner import check_backend
-from shared.config import CONFIG_EXIT_STATUS, ConfigError, curve_keys, load_config
+from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, curve_keys, load_config
 from shared.secrets import Secrets, load_secrets
 
 ROOT = Path(__file__).resolve().parent
 SUPERVISOR_CONF = ROOT / "deploy" / "supervisord.conf"
 SERVICES = ("gateway_mt5", "strategy_xau", "strategy_btc", "risk", "executor", "telegram")
+OWNER_ONLY = 0o700  # run/ (ipc sockets, supervisord's socket and password) and state/ (the journals)
+
+
+def local_services(config: LoadedConfig) -> tuple[str, ...]:
+    """The services main.py starts on this machine: all six, or all but the gateway when it runs next to MT5."""
+    return tuple(s for s in SERVICES if s != "gateway_mt5" or config.system.deploy.gateway_here)
+
+
+def owner_only_directory(path: Path) -> None:
+    """Create ``path`` readable by its owner only, or take other users' access away if it exists: the ipc
+    sockets in run/ have no authentication of their own, so this directory is their boundary."""
+    path.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(OWNER_ONLY)
 
 
 def _environment(config_path: Path, credentials: Secrets, headless: bool, engine_only: bool) -> dict[str, str]:
     """Validate everything, then build the variables deploy/supervisord.conf expands."""
     config = load_config(config_path)
-    check_backend(config, credentials)
-    for service in SERVICES:  # all six run on this machine: every secret key must be here (no-op with CURVE off)
+    services = local_services(config)
+    if "gateway_mt5" in services:  # the broker is reached (and its secrets needed) only where the gateway runs
+        check_backend(config, credentials)
+    for service in services:  # every secret key of the services of this machine must be here (no-op, CURVE off)
         curve_keys(config, service)
     paths = config.system.paths
-    for directory in (paths.logs_dir, paths.run_dir, paths.state_dir):
-        directory.mkdir(parents=True, exist_ok=True)
+    paths.logs_dir.mkdir(parents=True, exist_ok=True)
+    owner_only_directory(paths.run_dir)
+    owner_only_directory(paths.state_dir)
     return {
         "PORTFOLIO_SUPERVISOR_PASSWORD": supervisor_password(paths.run_dir),
         "PORTFOLIO_CONFIG": str(config.path),
         "PORTFOLIO_LOGS": str(paths.logs_dir),
         "PORTFOLIO_RUN": str(paths.run_dir),
         "PORTFOLIO_PYTHON": sys.executable,
+        "PORTFOLIO_GATEWAY_AUTOSTART": "true" if "gateway_mt5" in services else "false",
         "PORTFOLIO_TELEGRAM_AUTOSTART": "false" if headless else "true",
         "PORTFOLIO_TELEGRAM_MODE": "notify_only" if engine_only else "full",
         "PORTFOLIO_BACKEND": config.system.broker.backend,
@@ -114,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:  # returns only on error or a ba
             parser.error(f"unknown command {args.command[0]!r}; use 'ctl ARGS...'")
         ctl = [_bin("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args.command[1:]]
         os.execv(ctl[0], ctl)
-    if env["PORTFOLIO_BACKEND"] == "sim":
+    gateway_here = env["PORTFOLIO_GATEWAY_AUTOSTART"] == "true"
+    if env["PORTFOLIO_BACKEND"] == "sim" and gateway_here:
         fresh_simulated_account(Path(env["PORTFOLIO_STATE"]))
-    print(f"Starting {', '.join(s for s in SERVICES if s != 'telegram' or not headless)} under supervisord.")
+    starting = [s for s in SERVICES if (s != "telegram" or not headless) and (s != "gateway_mt5" or gateway_here)]
+    print(f"Starting {', '.join(starting)} under supervisord"
+          f"{'' if gateway_here else ' (the gateway runs on another machine: [deploy] gateway_here = false)'}.")
     print(f"Logs: {env['PORTFOLIO_LOGS']}/<service>.log (one per service), "
           f"{env['PORTFOLIO_LOGS']}/portfolio_engine_health.log (health line).")
     print("Stop with Ctrl-C (or `make stop` from another terminal).")

@@ -48,8 +48,8 @@ def prepare_endpoint(endpoint: str) -> None:
     """Create the directory of an ipc:// endpoint before binding to it."""
     if endpoint.startswith("ipc://"):
         directory = os.path.dirname(endpoint[len("ipc://") :])
-        if directory:
-            os.makedirs(directory, exist_ok=True)
+        if directory:  # owner-only when we create it: an ipc socket has no authentication of its own
+            os.makedirs(directory, mode=0o700, exist_ok=True)
 
 
 _process_curve: CurveKeys | None = None

@@ -100,6 +100,18 @@ class CurveSection(Section):
                                   "runs on this machine (owner-only)")
 
 
+class DeploySection(Section):
+    """What `python main.py` starts on this machine (docs/SECURITY.md: the gateway next to MT5 on Windows)."""
+
+    gateway_here: bool = Field(True, description="true: main.py starts the gateway with the five others; false: "
+                               "the gateway runs on another machine (then gateway_pub, gateway_rep and risk_in "
+                               "must be tcp) and main.py starts the five others")
+
+
+# The endpoints a gateway on another machine binds or connects to: they cannot be ipc on this one.
+REMOTE_GATEWAY_ENDPOINTS = ("gateway_pub", "gateway_rep", "risk_in")
+
+
 class BrokerSection(Section):
     backend: Literal["sim", "mt5", "mt5linux"] = Field("sim", description="sim | mt5 | mt5linux")
 
@@ -180,6 +192,7 @@ class SystemConfig(Section):
     paths: Paths = Paths()
     endpoints: Endpoints = Endpoints()
     curve: CurveSection = CurveSection()
+    deploy: DeploySection = DeploySection()
     symbols: dict[str, str] = Field(
         default_factory=lambda: {"XAUUSDm": "xau.toml", "BTCUSDm": "btc.toml"},
         description="symbol name -> its config file, relative to this file",
@@ -202,6 +215,17 @@ class SystemConfig(Section):
                 raise key_error(f"endpoints.{name}", value, "an address off loopback is allowed only with "
                                 "CURVE: set [curve] enabled = true and put the keys in place (docs/SECURITY.md), "
                                 "or use ipc://PATH or tcp://127.0.0.1:PORT")
+        return self
+
+    @model_validator(mode="after")
+    def _remote_gateway_needs_tcp(self) -> SystemConfig:
+        if self.deploy.gateway_here:
+            return self
+        for name in REMOTE_GATEWAY_ENDPOINTS:
+            value = getattr(self.endpoints, name)
+            if not value.startswith("tcp://"):
+                raise key_error(f"endpoints.{name}", value, "with [deploy] gateway_here = false the gateway on "
+                                "the other machine binds or reaches it: use tcp://ADDRESS:PORT (docs/SECURITY.md)")
         return self
 
     def endpoint(self, name: str) -> str:

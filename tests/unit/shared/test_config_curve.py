@@ -4,6 +4,7 @@ missing key file is one line naming it, and a service exits 2 before any socket 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import main
 from shared.config import BOUND_BY, CONFIG_EXIT_STATUS, ConfigError, Endpoints, curve_keys, load_config
 from shared.curve import create_keys, load_public_key
+from shared.secrets import Secrets
 
 ROOT = Path(__file__).resolve().parents[3]
 REMOTE = "tcp://192.168.1.20"  # the gateway's machine; nothing is bound or connected in these tests
@@ -28,6 +31,7 @@ def project(tmp_path: Path, curve: str, keys: bool = True) -> Path:
     text = (ROOT / "configs" / "system.toml").read_text()
     text = text.replace('logs_dir = "Logs"', f'logs_dir = "{tmp_path / "Logs"}"')
     text = text.replace('run_dir = "run"', f'run_dir = "{tmp_path / "run"}"')
+    text = text.replace('state_dir = "state"', f'state_dir = "{tmp_path / "state"}"')
     text = text.replace('"ipc://{run_dir}/gateway_pub"', f'"{REMOTE}:5555"', 1)
     text = text.replace('"ipc://{run_dir}/gateway_rep"', f'"{REMOTE}:5556"', 1)
     start = text.index("\n[curve]\n")
@@ -127,3 +131,49 @@ def test_main_refuses_to_start_supervisord_when_a_service_key_is_missing(tmp_pat
     assert result.returncode == CONFIG_EXIT_STATUS, result.stderr
     assert "executor.key_secret" in result.stderr, result.stderr
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def remote_gateway(tmp_path: Path) -> Path:
+    """The Linux machine of docs/SECURITY.md: CURVE on, the gateway elsewhere, risk_in on tcp for its
+    heartbeat, and only the five local services' secret keys here."""
+    config = project(tmp_path, ON)
+    text = config.read_text().replace('"ipc://{run_dir}/risk_in"', '"tcp://192.168.1.10:5557"', 1)
+    config.write_text(deploy(text, gateway_here=False))
+    (tmp_path / "keys" / "secret" / "gateway_mt5.key_secret").unlink()
+    return config
+
+
+def deploy(text: str, *, gateway_here: bool) -> str:
+    return re.sub(r"^gateway_here = \w+", f"gateway_here = {str(gateway_here).lower()}", text, count=1, flags=re.M)
+
+
+def test_main_starts_the_five_others_when_the_gateway_runs_on_another_machine(tmp_path: Path) -> None:
+    config = remote_gateway(tmp_path)
+    assert main.local_services(load_config(config)) == tuple(s for s in main.SERVICES if s != "gateway_mt5")
+    env = main._environment(config, Secrets(), headless=True, engine_only=False)  # no gateway key: no error
+    assert env["PORTFOLIO_GATEWAY_AUTOSTART"] == "false"
+
+
+def test_the_gateway_s_key_is_required_when_it_runs_here(tmp_path: Path) -> None:
+    config = remote_gateway(tmp_path)
+    config.write_text(deploy(config.read_text(), gateway_here=True))
+    with pytest.raises(ConfigError, match=r"gateway_mt5\.key_secret"):
+        main._environment(config, Secrets(), headless=True, engine_only=False)
+
+
+def test_a_remote_gateway_needs_its_endpoints_on_tcp(tmp_path: Path) -> None:
+    config = remote_gateway(tmp_path)
+    config.write_text(config.read_text().replace('"tcp://192.168.1.10:5557"', '"ipc://{run_dir}/risk_in"', 1))
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    line = str(refused.value)
+    assert "endpoints.risk_in" in line and "gateway_here = false" in line and "\n" not in line, line
+
+
+def test_run_and_state_are_made_owner_only(tmp_path: Path) -> None:
+    config = project(tmp_path, ON)
+    (tmp_path / "run").mkdir(mode=0o755)  # an older install's run/, open to others: closed on the next start
+    os.chmod(tmp_path / "run", 0o755)
+    main._environment(config, Secrets(), headless=True, engine_only=False)
+    for name in ("run", "state"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o700, name
