@@ -27,6 +27,9 @@ from services.executor.legs import DEALS_LOOKBACK_S, finish_filled, finish_rejec
 from shared.messages import DealClosed, OrderPlan, PositionAdopted, PositionData
 
 log = logging.getLogger(__name__)
+# Logged when the start-up reconciliation is done and plans are taken: the chaos test reads it as "the
+# restarted executor is back at work".
+RECONCILED_MARKER = "reconciled"
 
 
 def reconcile(desk: Desk, open_legs: list[LegRecord], unreported: list[LegRecord]) -> Job:
@@ -60,7 +63,8 @@ def reconcile(desk: Desk, open_legs: list[LegRecord], unreported: list[LegRecord
         _resolve(desk, record, plan_of(record), ours, deals)
     _adopt(desk, ours, plan_of)
     desk.reconciled = True
-    log.info("reconciled: %d open leg(s) resolved, %d position(s) of ours at the broker", len(open_legs), len(ours))
+    log.info("%s: %d open leg(s) resolved, %d position(s) of ours at the broker", RECONCILED_MARKER,
+             len(open_legs), len(ours))
 
 
 def _resolve(desk: Desk, record: LegRecord, plan: OrderPlan, positions: list[PositionData],

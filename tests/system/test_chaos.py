@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from services.executor.reconcile import RECONCILED_MARKER
 from services.gateway_mt5.runner import SIM_STATE_FILE, validate_backend_config
 from services.gateway_mt5.sim.config import SimConfig
 from services.gateway_mt5.sim.persist import read_deals, read_state
@@ -36,6 +37,7 @@ from shared import topics
 from shared.bus import Requester, Subscriber
 from shared.config import load_config
 from shared.messages import Bar, ExecutionReport, RiskState, SetTrading
+from shared.strategy.runner import FIRST_LIVE_BAR_MARKER
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.support import wait_for
 from tests.system.chaos_checks import Findings, check_legs, check_market, check_risk_timeline, read_rows
@@ -112,6 +114,7 @@ class Kill:
     at: float
     states_before: int
     anchors: tuple[str, float | None, dict[str, str]] | None = None
+    log_mark: int = 0  # see _log_mark
     back_s: float | None = None
     working_s: float | None = None
     bar_after: float | None = None
@@ -185,8 +188,9 @@ def test_chaos(tmp_path: Path) -> None:  # noqa: PLR0915 - one scenario, read to
             pids = wait_for("all six services RUNNING", lambda: running(system), 60)
             observer.drain()
             anchors = risk_anchors(state_dir) if service == "risk" else None
+            mark = _log_mark(system, service)
             os.kill(pids[service], signal.SIGKILL)
-            kill = Kill(service, pids[service], time.monotonic(), len(observer.states), anchors)
+            kill = Kill(service, pids[service], time.monotonic(), len(observer.states), anchors, mark)
             kills.append(kill)
             next_at = kill.at + pause
             while time.monotonic() < next_at or kill.working_s is None:
@@ -195,7 +199,7 @@ def test_chaos(tmp_path: Path) -> None:  # noqa: PLR0915 - one scenario, read to
                 pid = (running(system) or {}).get(service)
                 if kill.back_s is None and pid is not None and pid != kill.pid:
                     kill.back_s = now - kill.at
-                if kill.back_s is not None and kill.working_s is None and _working(service, kill, observer):
+                if kill.back_s is not None and kill.working_s is None and _working(service, kill, observer, system):
                     kill.working_s = now - kill.at
                 if now - kill.at > 60:
                     break
@@ -234,6 +238,7 @@ def test_chaos(tmp_path: Path) -> None:  # noqa: PLR0915 - one scenario, read to
             findings.violations.append("the switch went off but risk never said so")
 
     per_service = Counter(k.service for k in kills)
+    regimes: Counter[str] = Counter(state.regime for heard in observer.states for state in heard.symbols.values())
     worst_back = max(k.back_s or 0.0 for k in kills)
     worst_working = max(k.working_s or 0.0 for k in kills)
     slowest = {s: max(k.working_s or 0.0 for k in kills if k.service == s) for s in SERVICES}
@@ -253,6 +258,8 @@ def test_chaos(tmp_path: Path) -> None:  # noqa: PLR0915 - one scenario, read to
         f"disconnect and {len(sim.faults.stale)} stale windows",
         f"risk: {len(observer.states)} states heard, {checked} filled plans checked against them, "
         f"{anchors_compared} restarts compared regime and day anchors",
+        "regimes in those states (per symbol and state): "
+        + ", ".join(f"{regime} {regimes[regime]}" for regime in "ABC"),
         f"violations: {len(findings.violations)}",
         *findings.violations,
     ])
@@ -265,17 +272,38 @@ def test_chaos(tmp_path: Path) -> None:  # noqa: PLR0915 - one scenario, read to
     assert findings.legs_filled > 0
 
 
-def _working(service: str, kill: Kill, observer: Observer) -> bool:
-    """The restarted service does its job again: the gateway publishes bars and risk sees the data ok again;
-    risk publishes its state; the others are back once supervisord sees them RUNNING (alive startsecs)."""
+def _working(service: str, kill: Kill, observer: Observer, system: RunningSystem) -> bool:
+    """The restarted process does its job again, whatever the regime or the switch says:
+
+    - gateway_mt5: bars flow again, and after one of them risk says bitcoin's data is ok;
+    - risk: it publishes its state;
+    - a strategy: it logs FIRST_LIVE_BAR_MARKER (warmed up, subscribed, and a live bar of its symbol taken);
+    - executor: it logs RECONCILED_MARKER (journal reconciled with the broker, plans taken);
+    - telegram: it asks the (fake) Bot API for updates again."""
     back = kill.at + (kill.back_s or 0.0)
-    if service == "gateway_mt5":  # bars flow again, and after one of them risk says bitcoin's data is ok
+    if service == "gateway_mt5":
         if kill.bar_after is None and observer.last_bar_wall > back:
             kill.bar_after = observer.last_bar_wall
         return kill.bar_after is not None and observer.btc_ok_wall > kill.bar_after
     if service == "risk":
         return observer.last_state_wall > back
-    return True
+    if service == "telegram":
+        return any(r.method == "getUpdates" for r in system.telegram.requests_log()[kill.log_mark:])
+    return _marks(system, service) > kill.log_mark
+
+
+def _marks(system: RunningSystem, service: str) -> int:
+    """How often the service's log says it is back at work (the marker of its own start-up)."""
+    marker = FIRST_LIVE_BAR_MARKER if service.startswith("strategy_") else RECONCILED_MARKER
+    path = system.logs / f"{service}.log"
+    return path.read_text(errors="replace").count(marker) if path.exists() else 0
+
+
+def _log_mark(system: RunningSystem, service: str) -> int:
+    """Where to look for the restarted process's first sign of work: Bot API requests or log markers so far."""
+    if service == "telegram":
+        return len(system.telegram.requests_log())
+    return _marks(system, service) if service in ("strategy_xau", "strategy_btc", "executor") else 0
 
 
 def _next_fill(observer: Observer, kill: Kill) -> float:
