@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from shared.codec import MAX_FRAME_BYTES, encode
 from shared.messages import (
     AccountRequest,
+    AccountSnapshot,
+    Bar,
     CloseAll,
+    DealClosed,
     DealsRequest,
     ExecutionReport,
     ExecutorStatus,
@@ -26,12 +29,17 @@ from shared.messages import (
     Message,
     OrderLeg,
     OrderPlan,
+    PositionData,
+    PositionsReply,
     PositionsRequest,
+    RiskState,
     RiskStateRequest,
     SetProtection,
     Signal,
     SymbolHealth,
+    SymbolRiskState,
     SymbolSpecRequest,
+    Tick,
 )
 
 OVERSIZE = b"\x00" * (MAX_FRAME_BYTES + 1)
@@ -60,6 +68,18 @@ def samples() -> list[Message]:
         RiskStateRequest(ts=1),
         SetProtection(ts=1, level="tp", usd=5.0, symbol="NOPE", by="fuzz"),
         CloseAll(ts=1, symbol="NOPE", by="fuzz"),
+        # What the gateway and risk publish, and a reply: the subscribers' inputs, and the wrong type on any inbox.
+        Bar(ts=60, symbol="FUZZ", timeframe="M1", time=0, open=100.0, high=101.0, low=99.0, close=100.5,
+            tick_volume=10, spread=5),
+        Tick(ts=1, symbol="FUZZ", time_msc=1000, bid=100.0, ask=100.1),
+        AccountSnapshot(ts=1, leverage=100, balance=1000.0, equity=1000.0, margin=0.0, margin_free=1000.0, profit=0.0),
+        DealClosed(ts=1, ticket=1, order=1, position_id=1, symbol="FUZZ", side="buy", entry=1, reason=4, volume=0.01,
+                   price=100.0, profit=-1.0, magic=1, time=1),
+        RiskState(ts=1, trading_enabled=False, day_start_balance=1000.0, day_return=0.0,
+                  symbols={"FUZZ": SymbolRiskState(regime="C", data_ok=False, data_reason="fuzz")}),
+        PositionsReply(ts=1, parent="fuzz", positions=(PositionData(
+            ticket=1, symbol="FUZZ", side="buy", volume=0.01, price_open=100.0, sl=0.0, tp=0.0, price_current=100.0,
+            profit=0.0, magic=1, time=1),)),
     ]
 
 

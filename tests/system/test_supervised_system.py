@@ -270,10 +270,11 @@ def next_on(subscriber: Subscriber, wanted: Callable[[AnyMessage], bool]) -> Any
     return None
 
 
-def dropped_logged(system: RunningSystem, service: str, where: str) -> Callable[[], bool | None]:
+def dropped_logged(system: RunningSystem, service: str, where: str, reason: str = "") -> Callable[[], bool | None]:
+    """The service logged a drop on ``where`` (for ``reason``, if given: a DropCounter reason key)."""
     def check() -> bool | None:
         text = (system.logs / f"{service}.log").read_text(errors="replace")
-        return True if f"on {where} (" in text else None
+        return True if f"on {where} ({reason}" in text else None
     return check
 
 
@@ -294,6 +295,11 @@ def test_hostile_frames_on_every_bound_socket_are_dropped_and_good_ones_still_wo
         _fuzz_batch(send=send)
     for name, _, service, where in sockets:
         wait_for(f"{service} logging drops on {name}", dropped_logged(system, service, where), 15)
+    # A valid message of a type an inbox does not take (a bar pushed at risk or the executor) is dropped as such.
+    bar = next(m for m in samples() if isinstance(m, Bar))
+    for name, service, where in (("risk_in", "risk", "risk_in"), ("executor_in", "executor", "executor plans")):
+        flood(ctx, endpoint(system, name), zmq.PUSH, [[encode(bar)]])
+        wait_for(f"{service} dropping a bar on {name}", dropped_logged(system, service, where, "unexpected_type"), 15)
 
     # Each service still does its job.
     assert isinstance(ask(ctx, endpoint(system, "gateway_rep"), AccountRequest(ts=1), 5), AccountReply)
