@@ -45,7 +45,7 @@ class SpreadConfig(Frozen):
     points: int = Field(default=200, ge=0)
     min_points: int = Field(default=0, ge=0)
     max_points: int = Field(default=0, ge=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, description="any non-negative integer: the same seed, the same draws")
 
     @model_validator(mode="after")
     def _range_valid(self) -> Self:
@@ -136,7 +136,7 @@ class FaultConfig(Frozen):
     ``seed``: the same requests in the same order meet the same faults. Their sum must be <= 1.
     """
 
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, description="any non-negative integer: the same seed, the same draws")
     requote: float = Field(default=0.0, ge=0.0, le=1.0)
     price_changed: float = Field(default=0.0, ge=0.0, le=1.0)
     price_off: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -2,7 +2,9 @@
 line naming the file, the key, the value and what is allowed; a service then exits 2 before any socket opens.
 
 The keys are read from the shipped files themselves, so a key added later is covered without touching this
-test. The loader runs in-process for every key (fast); a service and main.py run as subprocesses for a sample.
+test, and so are the optional keys the files leave out (read from the config models: a number, a string, a
+flag with a default). The loader runs in-process for every key (fast); a service and main.py run as
+subprocesses for a sample.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from pydantic import BaseModel
 
 from services.gateway_mt5.runner import validate_backend_config
+from services.gateway_mt5.sim.config import SimConfig
 from shared.config import CONFIG_EXIT_STATUS, ConfigError, SystemConfig, load_config, validate_table
 from shared.symbol_config import SymbolConfig
 
@@ -52,7 +55,29 @@ def out_of_range(value: Any) -> list[Any]:
     return []
 
 
-CASES = [(name, path, value) for name in FILES for path, value in leaves(tomllib.loads((CONFIGS / name).read_text()))]
+def model_leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every scalar key a config model accepts (nested tables walked into), with its default."""
+    for key, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from model_leaves(annotation, (*prefix, key))
+        elif isinstance(field.default, bool | int | float | str):
+            yield (*prefix, key), field.default
+
+
+def optional_keys(name: str) -> list[tuple[str, tuple[str, ...], Any]]:
+    """The keys a file may set but does not, as (file, key path, default): its model's (and for system.toml
+    the simulator's [sim] table, which the gateway validates)."""
+    present = {path for path, _ in leaves(tomllib.loads((CONFIGS / name).read_text()))}
+    accepted = list(model_leaves(FILES[name]))
+    if name == "system.toml":
+        accepted += list(model_leaves(SimConfig, ("sim",)))
+    return [(name, path, value) for path, value in accepted if path not in present]
+
+
+SHIPPED = [(name, path, value) for name in FILES for path, value in leaves(tomllib.loads((CONFIGS / name).read_text()))]
+OPTIONAL = [case for name in FILES for case in optional_keys(name)]
+CASES = SHIPPED + OPTIONAL
 
 
 def check(name: str, raw: dict[str, Any]) -> None:
@@ -69,7 +94,7 @@ def with_value(name: str, key: tuple[str, ...], value: Any) -> dict[str, Any]:
     raw = copy.deepcopy(tomllib.loads((CONFIGS / name).read_text()))
     table = raw
     for part in key[:-1]:
-        table = table[part]
+        table = table.setdefault(part, {})
     table[key[-1]] = value
     return raw
 
@@ -85,7 +110,7 @@ def assert_one_clear_line(text: str, name: str, key: tuple[str, ...], value: Any
 def test_the_shipped_files_load_and_every_key_is_covered() -> None:
     for name in FILES:
         check(name, tomllib.loads((CONFIGS / name).read_text()))
-    assert len(CASES) > 150
+    assert len(SHIPPED) > 150 and len(OPTIONAL) > 20
 
 
 @pytest.mark.parametrize(("name", "key", "value"), CASES, ids=[f"{n}:{'.'.join(k)}" for n, k, _ in CASES])
