@@ -37,7 +37,7 @@ from services.gateway_mt5.aggregate import bar_id
 from services.gateway_mt5.broker import BrokerUnavailable, MarketUpdate
 from services.gateway_mt5.sim.config import SimConfig, epoch
 from services.gateway_mt5.sim.faults import FaultInjector
-from services.gateway_mt5.sim.feed import Feed
+from services.gateway_mt5.sim.feed import Feed, int_column
 from services.gateway_mt5.sim.history import load_m1
 from services.gateway_mt5.sim.ledger import Book, Ledger, Position
 from services.gateway_mt5.sim.orders import OrderDesk
@@ -89,9 +89,9 @@ class SimBroker:
         symbols = np.concatenate([np.full(len(feed.t), feed.index) for feed in self._feeds])
         rows = np.concatenate([np.arange(len(feed.t)) for feed in self._feeds])
         order = np.lexsort((symbols, closes))
-        self._ev_close: list[int] = closes[order].tolist()
-        self._ev_sym: list[int] = symbols[order].tolist()
-        self._ev_row: list[int] = rows[order].tolist()
+        self._ev_close = int_column(closes[order])
+        self._ev_sym = int_column(symbols[order])
+        self._ev_row = int_column(rows[order])
         first = min(feed.t[0] for feed in self._feeds)
         self.start = epoch(config.start) if config.start else float(first + config.warmup_minutes * 60)
         self._now = self.start

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from array import array
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.gateway_mt5.aggregate import BarArrays, aggregate, bar_id
 from services.gateway_mt5.hours import MarketSchedule
@@ -33,8 +36,20 @@ def _spreads(config: SymbolConfig, history: M1History) -> np.ndarray:
     return history.spread.astype(np.int64)
 
 
+def int_column(values: npt.NDArray[Any]) -> array[int]:
+    """A numpy column as a stdlib int64 ``array`` for the replay loop: indexing it costs about what a list's
+    does, unlike numpy's scalar access, at 8 bytes an element where a list of large Python ints costs about 36
+    (with ``float_column``: a month of both symbols takes about 20 MB less of the gateway's memory)."""
+    return array("q", values.astype(np.int64).tobytes())
+
+
+def float_column(values: npt.NDArray[Any]) -> array[float]:
+    """A numpy column as a stdlib float64 ``array`` for the replay loop (see ``int_column``)."""
+    return array("d", values.astype(np.float64).tobytes())
+
+
 class Feed:
-    """Market data of one symbol as the replay loop needs it (plain lists) and history needs it (arrays)."""
+    """Market data of one symbol as the replay loop needs it (stdlib arrays) and history needs it (numpy)."""
 
     def __init__(self, index: int, name: str, config: SymbolConfig, history: M1History) -> None:
         spec = config.spec
@@ -55,13 +70,13 @@ class Feed:
         )
         self._check_hours(history)
         self.higher = {tf: aggregate(self.m1, TIMEFRAME_MINUTES[tf]) for tf in ("M5", "M15")}
-        self.t: list[int] = self.m1.time.tolist()
-        self.o: list[float] = self.m1.open.tolist()
-        self.h: list[float] = self.m1.high.tolist()
-        self.lo: list[float] = self.m1.low.tolist()
-        self.c: list[float] = self.m1.close.tolist()
-        self.v: list[int] = self.m1.tick_volume.tolist()
-        self.s: list[int] = self.m1.spread.tolist()
+        self.t = int_column(self.m1.time)
+        self.o = float_column(self.m1.open)
+        self.h = float_column(self.m1.high)
+        self.lo = float_column(self.m1.low)
+        self.c = float_column(self.m1.close)
+        self.v = int_column(self.m1.tick_volume)
+        self.s = int_column(self.m1.spread)
         self.cursor = -1
         """Index of the last replayed bar; the current quote is its close."""
         self.delivered_msc = -1
