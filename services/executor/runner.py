@@ -65,7 +65,7 @@ class ExecutorRunner:
         checkpoint = crash_point()
         setup_order_log(system.paths.logs_dir, secrets.values_to_redact())
         self.clock = LiveClock()
-        self.journal = Journal(system.paths.state_dir / self.settings.journal_file)
+        self.journal = Journal(system.paths.state_dir / self.settings.journal_file, self.settings.journal_sync)
         self.core = ExecutorCore(self.clock, self.journal, self.settings, rules, checkpoint)
         self.plans = Puller(ctx, system.endpoint("executor_in"), name="executor plans")
         self.commands = Replier(ctx, system.endpoint("executor_rep"), name="executor commands")

@@ -71,7 +71,7 @@ class RiskRunner:
     def __init__(self, config: LoadedConfig, ctx: zmq.Context[zmq.Socket[bytes]], clock: Clock) -> None:
         system = config.system
         self.clock = clock
-        self.store = RiskStore(system.paths.state_dir / STORE_FILE)
+        self.store = RiskStore(system.paths.state_dir / STORE_FILE, sync=system.risk.store_sync)
         self.core = RiskCore(config, self.store, clock)
         self.health_path = system.paths.logs_dir / HEALTH_FILE
         self.inbox = Puller(ctx, system.endpoint("risk_in"), name="risk_in")
