@@ -25,9 +25,9 @@ resumes there, and its wall-clock pacing starts again from the saved market time
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,6 +55,9 @@ from shared.messages import (
 )
 
 DAY = 86_400
+# A position is saved as the list of its fields (all scalars): a shallow read, because dataclasses.astuple
+# deep-copies every field and made each save cost ~50 us per open position, in every order's round trip.
+_POSITION_FIELDS = tuple(field.name for field in dataclasses.fields(Position))
 _set = object.__setattr__
 
 
@@ -415,7 +418,7 @@ class SimBroker:
             "fresh": [d.model_dump() for d in ledger.fresh],
             "balance": ledger.balance,
             "ticket": ledger.ticket,
-            "positions": [list(astuple(p)) for p in ledger.positions.values()],
+            "positions": [[getattr(p, name) for name in _POSITION_FIELDS] for p in ledger.positions.values()],
             "closed": sorted(ledger.closed),
             "rng": self._faults.rng_state(),
             "faults_injected": self._faults.injected,
