@@ -14,7 +14,9 @@ A leg's states:
 - ``intended``: written with its plan, before anything is sent; also written again after the broker
   answered an attempt with a retryable retcode (that attempt certainly did nothing).
 - ``sending``: written just before a request leaves. Found after a crash, the request may or may not
-  have reached the broker: the broker is asked.
+  have reached the broker: the broker is asked. A leg that leaves at once (nothing else in flight, its
+  symbol's spec known) is written ``sending`` in the transaction that records its plan, one commit
+  instead of two before the order goes; the reconciliation treats it exactly like a later ``sending``.
 - ``unknown``: the answer did not say (None, 10011, 10012, an IPC error, no reply in time); resolved
   from the broker's positions and deals, never by a blind resend.
 - ``filled`` (ticket, price, volume) and ``rejected`` (retcode, why): final.
@@ -115,8 +117,12 @@ class Journal:
 
     # ------------------------------------------------------------------ plans
 
-    def add_plan(self, plan: OrderPlan, now: float) -> tuple[list[OrderLeg], list[str]]:
-        """Write a plan and its legs as ``intended`` in one transaction.
+    def add_plan(
+        self, plan: OrderPlan, now: float, *, leaving: str | None = None, market_ts: float = 0.0,
+    ) -> tuple[list[OrderLeg], list[str]]:
+        """Write a plan and its legs as ``intended`` in one transaction; the leg named ``leaving`` (its first
+        request leaves right after this commit) is written ``sending`` at attempt 1, as ``mark_sending``
+        would, sent at ``now`` and market time ``market_ts``.
 
         Returns (the legs written, why the others were refused). A plan id seen before refuses the
         whole plan; a leg id seen before (under another plan) refuses that leg alone.
@@ -133,10 +139,13 @@ class Journal:
                 return [], [f"plan {plan.plan_id} was received before"]
             for seq, leg in enumerate(plan.legs, start=1):
                 try:
+                    sending = leg.leg_id == leaving
                     self._db.execute(
-                        "INSERT INTO legs (leg_id, plan_id, seq, symbol, side, volume, magic, state, intended_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'intended', ?)",
-                        (leg.leg_id, plan.plan_id, seq, plan.symbol, plan.side, leg.volume, plan.magic, now))
+                        "INSERT INTO legs (leg_id, plan_id, seq, symbol, side, volume, magic, state, intended_at, "
+                        "attempts, sent_at, market_sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (leg.leg_id, plan.plan_id, seq, plan.symbol, plan.side, leg.volume, plan.magic,
+                         "sending" if sending else "intended", now, 1 if sending else 0, now if sending else None,
+                         market_ts if sending else None))
                     written.append(leg)
                 except sqlite3.IntegrityError:
                     refused.append(f"leg {leg.leg_id} was received before")
