@@ -35,6 +35,7 @@ from typing import Literal
 
 from shared.config import SyncMode
 from shared.messages import OrderLeg, OrderPlan, PositionData
+from shared.wal import QuietCheckpoint
 
 LegState = Literal["intended", "sending", "unknown", "filled", "rejected"]
 OPEN_STATES: tuple[LegState, ...] = ("intended", "sending", "unknown")
@@ -111,6 +112,7 @@ class Journal:
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self.quiet = QuietCheckpoint(self._db)  # the runner checkpoints the WAL between bars (shared/wal.py)
 
     def close(self) -> None:
         self._db.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from shared.config import SyncMode
 from shared.messages import Regime
+from shared.wal import QuietCheckpoint
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS switch (id INTEGER PRIMARY KEY CHECK (id = 1), enabled INTEGER NOT NULL,
@@ -105,6 +106,7 @@ class RiskStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper() if durable else 'OFF'}")
         self._db.executescript(_SCHEMA)
+        self.quiet = QuietCheckpoint(self._db)  # the runner checkpoints the WAL between bars (shared/wal.py)
         for table, columns in _ADDED_COLUMNS.items():
             present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             for name, declaration in columns.items():
@@ -114,6 +116,7 @@ class RiskStore:
 
     def close(self) -> None:
         self._db.close()
+
 
     @contextmanager
     def atomic(self) -> Iterator[None]:

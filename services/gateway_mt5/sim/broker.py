@@ -271,7 +271,8 @@ class SimBroker:
         connected = self._connected and not self._faults.disconnected(self._now)
         result = self._desk.send(request, self._now, connected)
         if self._store is not None:
-            self._save()
+            self._save()  # before the gateway replies: a fill the executor journals survives a gateway SIGKILL
+            self._store.quiet.busy(self._clock.monotonic())
         return result
 
     def last_error(self) -> tuple[int, str]:
@@ -343,8 +344,13 @@ class SimBroker:
         if released:
             order = {feed.name: feed.index for feed in self._feeds}
             bars.sort(key=lambda bar: (bar.time, order[bar.symbol]))
-        if self._store is not None and (deals or self._cursor - self._saved_cursor >= self._save_every):
-            self._save()
+        if self._store is not None:
+            if deals or self._cursor - self._saved_cursor >= self._save_every:
+                self._save()
+            if bars or deals:
+                self._store.quiet.busy(self._clock.monotonic())
+            else:  # a poll that replayed nothing: maybe a quiet moment for the WAL checkpoint
+                self._store.quiet.poll(self._clock.monotonic())
         return MarketUpdate(now=self._now, bars=bars, ticks=ticks, deals=deals)
 
     def _replay(self, bound: float, limit: int | None) -> tuple[list[Bar], int | None]:

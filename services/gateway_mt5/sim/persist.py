@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from services.gateway_mt5.sim.config import SimConfig
+from shared.wal import QuietCheckpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS server (id INTEGER PRIMARY KEY CHECK (id = 1), fingerprint TEXT NOT NULL,
@@ -63,6 +64,8 @@ class SimStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self.saved_deals = int(self._db.execute("SELECT COUNT(*) FROM deals").fetchone()[0])
+        # The broker checkpoints the WAL in a quiet poll, never inside an order_send (shared/wal.py).
+        self.quiet = QuietCheckpoint(self._db)
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None for a new account; SimStateError if it belongs to another config."""
@@ -92,6 +95,7 @@ class SimStore:
             db.execute("ROLLBACK")
             raise
         self.saved_deals += len(deals)
+
 
     def exits(self) -> list[dict[str, Any]]:
         """Every saved exit deal, oldest ticket first (the history deals() answers from)."""
