@@ -107,6 +107,8 @@ class PipelineResult:
     replayed_minutes: float
     startup_s: dict[str, float]
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "min10" / "min60" / "end" -> service
+    first_ms: list[float] = field(default_factory=list)  # the first order of a bar that gave two
+    second_ms: list[float] = field(default_factory=list)  # ... and the second, behind the first's round trip
 
 
 def rss_mb(pid: int) -> float:
@@ -139,6 +141,7 @@ class Probe:
         self.first_order_at: float | None = None
         self.last_order_at = 0.0
         self.seen: set[str] = set()
+        self.by_bar_time: dict[str, list[float]] = {}  # bar time -> latencies of its orders, in arrival order
 
     def read(self) -> None:
         if not self.path.exists():
@@ -162,8 +165,16 @@ class Probe:
                     continue  # a resend of the same leg, or not one of ours
                 self.seen.add(comment)
                 self.latencies.append((float(at) - self.bars[key]) * 1000)
+                self.by_bar_time.setdefault(key[3:], []).append(self.latencies[-1])
                 self.first_order_at = self.first_order_at or float(at)
                 self.last_order_at = float(at)
+
+    def first_and_second(self) -> tuple[list[float], list[float]]:
+        """Latencies of the first and the second order of the bars that gave two (both symbols close their
+        M1 bar together and the executor sends one order at a time, so the second waits for the first's
+        round trip): where the time goes, not a target."""
+        pairs = [orders for orders in self.by_bar_time.values() if len(orders) == 2]
+        return [min(p) for p in pairs], [max(p) for p in pairs]
 
     @property
     def replayed_minutes(self) -> float:
@@ -219,7 +230,8 @@ def run_pipeline(root: Path, signals: int, speed: float, timeout_s: float) -> Pi
         startup = {name: (at - launched if at is not None else float("nan")) for name, at in started.items()}
         span = probe.last_order_at - (probe.first_order_at or probe.last_order_at)
         rate = (len(probe.latencies) - 1) / span if span > 0 else 0.0
-        return PipelineResult(probe.latencies[:signals], rate, probe.replayed_minutes, startup, rss)
+        first, second = probe.first_and_second()
+        return PipelineResult(probe.latencies[:signals], rate, probe.replayed_minutes, startup, rss, first, second)
     finally:
         subprocess.run([sys.executable, "main.py", "--config", str(configs / "system.toml"), "ctl", "shutdown"],
                        cwd=ROOT, env=env, capture_output=True, timeout=60)
@@ -253,6 +265,11 @@ def main() -> None:
     print(f"pipeline (6 services, supervisord, sim x{args.speed:g}, ipc, {result.signals_per_s:.1f} signals/s): "
           f"n={pipeline['n']:.0f} p50={pipeline['p50_ms']:.3f} ms p99={pipeline['p99_ms']:.3f} ms "
           f"max={pipeline['max_ms']:.3f} ms")
+    if result.first_ms:
+        first, second = bare_chain.describe(result.first_ms), bare_chain.describe(result.second_ms)
+        print(f"  of which bars with two orders (n={first['n']:.0f}): first p50={first['p50_ms']:.3f} ms "
+              f"p99={first['p99_ms']:.3f} ms, second (after the first's round trip) p50={second['p50_ms']:.3f} ms "
+              f"p99={second['p99_ms']:.3f} ms")
     print(f"bare 4-process chain (ipc, {rate} msg/s): n={floor['n']:.0f} p50={floor['p50_ms']:.3f} ms "
           f"p99={floor['p99_ms']:.3f} ms max={floor['max_ms']:.3f} ms")
     print(f"ratio pipeline / floor: p50 {pipeline['p50_ms'] / floor['p50_ms']:.2f}x (target <= 1.5x), "
@@ -263,7 +280,8 @@ def main() -> None:
               + f"; total {sum(sizes.values()):.1f} MB")
     if args.json:
         args.json.write_text(json.dumps({"pipeline": pipeline, "floor": floor, "floor_rate": rate,
-                                         "speed": args.speed, **asdict(result), "latencies_ms": None}, indent=1))
+                                         "speed": args.speed, **asdict(result), "latencies_ms": None,
+                                         "first_ms": None, "second_ms": None}, indent=1))
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ class ExecutorCore:
         """Journal a plan's legs as intended, then queue them; a plan or leg id seen before is refused."""
         desk = self.desk
         desk.observe(plan.ts)
-        legs, refused = desk.journal.add_plan(plan, desk.clock.now())
+        leaving = self._leaves_at_once(plan)
+        legs, refused = desk.journal.add_plan(plan, desk.clock.now(), leaving=leaving, market_ts=desk.market_now)
         for reason in refused:
             self.refused_duplicates += 1
             log.warning("refused from plan %s: %s", plan.plan_id, reason)
@@ -96,8 +97,21 @@ class ExecutorCore:
                 finish_rejected(desk, plan, leg, retcode=None, text=f"{plan.symbol} is not a configured symbol",
                                 telemetry=Telemetry())
             else:
-                self._jobs.append((leg.leg_id, open_leg(desk, plan, leg)))
+                self._jobs.append((leg.leg_id, open_leg(desk, plan, leg, journaled_sending=leg.leg_id == leaving)))
         return self._run()
+
+    def _leaves_at_once(self, plan: OrderPlan) -> str | None:
+        """The leg of ``plan`` whose request ``_run`` will send within this call, so that the journal can
+        record it ``sending`` in the plan's own transaction: the first leg, when no job is in flight or
+        waiting, the symbol's spec is known (no question to the gateway first) and the plan has not
+        expired (``open_leg`` would refuse it). None otherwise: the leg is written ``intended`` and
+        ``sending`` later, just before it leaves."""
+        desk = self.desk
+        idle = self._job is None and not self._jobs and self._pending is None
+        if not idle or not plan.legs or plan.symbol not in desk.rules or plan.symbol not in desk.specs \
+                or desk.market_now > plan.expires_at:
+            return None
+        return plan.legs[0].leg_id
 
     def command(self, message: Message) -> list[Message]:
         """Queue an owner command (answered with a CommandReply when done); refuse any other request."""

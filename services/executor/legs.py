@@ -90,9 +90,11 @@ def locate_leg(desk: Desk, plan: OrderPlan, leg: OrderLeg) -> Generator[Step, Re
 class _LegOrder:
     """The policy hooks of an open leg: every step goes to the journal first."""
 
-    def __init__(self, desk: Desk, plan: OrderPlan, leg: OrderLeg, attempts_before: int) -> None:
+    def __init__(self, desk: Desk, plan: OrderPlan, leg: OrderLeg, attempts_before: int,
+                 journaled_sending: bool) -> None:
         self.desk, self.plan, self.leg = desk, plan, leg
         self.attempts_before = attempts_before
+        self.journaled_sending = journaled_sending  # attempt 1 was written 'sending' with the plan
 
     def refusal(self) -> str | None:
         if self.desk.market_now > self.plan.expires_at:
@@ -104,8 +106,9 @@ class _LegOrder:
 
     def before_send(self, attempt: int) -> None:
         desk = self.desk
-        desk.journal.mark_sending(self.leg.leg_id, attempt=self.attempts_before + attempt,
-                                  market_ts=desk.market_now, now=desk.clock.now())
+        if not (attempt == 1 and self.journaled_sending):
+            desk.journal.mark_sending(self.leg.leg_id, attempt=self.attempts_before + attempt,
+                                      market_ts=desk.market_now, now=desk.clock.now())
         desk.checkpoint("sending")
 
     def on_retry(self, retcode: int | None, text: str) -> None:
@@ -119,9 +122,12 @@ class _LegOrder:
         return locate_leg(self.desk, self.plan, self.leg)
 
 
-def open_leg(desk: Desk, plan: OrderPlan, leg: OrderLeg, attempts_before: int = 0) -> Job:
-    """Send one leg until it is filled or finally refused, then journal and report the outcome."""
-    order = _LegOrder(desk, plan, leg, attempts_before)
+def open_leg(
+    desk: Desk, plan: OrderPlan, leg: OrderLeg, attempts_before: int = 0, *, journaled_sending: bool = False,
+) -> Job:
+    """Send one leg until it is filled or finally refused, then journal and report the outcome
+    (``journaled_sending``: the core wrote its first attempt 'sending' with the plan, see ``Journal.add_plan``)."""
+    order = _LegOrder(desk, plan, leg, attempts_before, journaled_sending)
     spec = None
     while spec is None:
         refusal = order.refusal()

@@ -36,6 +36,7 @@ log = logging.getLogger("executor")
 IDENTITY = "executor"  # the only caller the gateway lets change broker state
 CRASH_VARIABLE = "PORTFOLIO_EXECUTOR_CRASH_AT"
 TIMER_TICK_S = 0.05
+CHECKPOINT_POLL_S = 0.02  # how often to ask whether the journal's WAL can be checkpointed (shared/wal.py)
 
 
 def crash_point() -> Checkpoint | None:
@@ -65,7 +66,7 @@ class ExecutorRunner:
         checkpoint = crash_point()
         setup_order_log(system.paths.logs_dir, secrets.values_to_redact())
         self.clock = LiveClock()
-        self.journal = Journal(system.paths.state_dir / self.settings.journal_file)
+        self.journal = Journal(system.paths.state_dir / self.settings.journal_file, self.settings.journal_sync)
         self.core = ExecutorCore(self.clock, self.journal, self.settings, rules, checkpoint)
         self.plans = Puller(ctx, system.endpoint("executor_in"), name="executor plans")
         self.commands = Replier(ctx, system.endpoint("executor_rep"), name="executor commands")
@@ -78,6 +79,7 @@ class ExecutorRunner:
         self.loop.on_readable(self.commands.socket, self._on_commands)
         self.loop.every(TIMER_TICK_S, self._on_tick)
         self.loop.every(self.settings.status_interval_s, self._on_status)
+        self.loop.every(CHECKPOINT_POLL_S, self._checkpoint)
         log.info("reconciling the journal %s with the broker, then taking plans on %s and commands on %s",
                  self.journal.path, system.endpoint("executor_in"), system.endpoint("executor_rep"))
 
@@ -112,6 +114,13 @@ class ExecutorRunner:
         while (request := self.core.next_request()) is not None:
             reply = self.gateway.request(request, timeout_s=self.settings.request_timeout_s)
             self._route(self.core.on_reply(reply))
+            self._busy()
+
+    def _busy(self) -> None:
+        self.journal.quiet.busy(self.clock.monotonic())
+
+    def _checkpoint(self) -> None:
+        self.journal.quiet.poll(self.clock.monotonic())
 
     def _on_plans(self) -> None:
         def accept(message: Message) -> None:
@@ -121,6 +130,7 @@ class ExecutorRunner:
                 self.plans.drops.drop("unexpected_type", type(message).__name__)
 
         drain(self.plans.receive, accept)
+        self._busy()
         self._work()
 
     def _on_commands(self) -> None:
@@ -131,6 +141,7 @@ class ExecutorRunner:
             self._route(self.core.command(message))
 
         drain(self.commands.receive, take)
+        self._busy()
         self._work()
 
     def _on_tick(self) -> None:

@@ -57,6 +57,7 @@ FETCH_RETRY_MIN_S = 1.0
 FETCH_RETRY_MAX_S = 30.0
 RECONCILE_S = 60.0  # the day's exit deals and the symbol specs, asked again at this cadence
 TIMER_TICK_S = 0.1
+CHECKPOINT_POLL_S = 0.02  # how often to ask whether the store's WAL can be checkpointed (shared/wal.py)
 HEALTH_FILE = "portfolio_engine_health.log"
 # What each socket may carry: a valid message of another type on it (a heartbeat pushed into the inbox, a
 # signal on the gateway's stream) is hostile or a wiring mistake, and is dropped like a malformed frame.
@@ -71,7 +72,7 @@ class RiskRunner:
     def __init__(self, config: LoadedConfig, ctx: zmq.Context[zmq.Socket[bytes]], clock: Clock) -> None:
         system = config.system
         self.clock = clock
-        self.store = RiskStore(system.paths.state_dir / STORE_FILE)
+        self.store = RiskStore(system.paths.state_dir / STORE_FILE, sync=system.risk.store_sync)
         self.core = RiskCore(config, self.store, clock)
         self.health_path = system.paths.logs_dir / HEALTH_FILE
         self.inbox = Puller(ctx, system.endpoint("risk_in"), name="risk_in")
@@ -94,6 +95,7 @@ class RiskRunner:
         self.loop.on_readable(self.gateway.socket, self._on_gateway)
         self.loop.on_readable(self.replier.socket, self._on_requests)
         self.loop.every(TIMER_TICK_S, self._on_tick)
+        self.loop.every(CHECKPOINT_POLL_S, self._checkpoint)
         self.loop.every(system.risk.health_interval_s, self._write_health)
 
     def run(self) -> None:
@@ -141,6 +143,10 @@ class RiskRunner:
 
     def _handle(self, message: AnyMessage) -> None:
         self._route(self.core.handle(message))
+        self.store.quiet.busy(self.clock.monotonic())
+
+    def _checkpoint(self) -> None:
+        self.store.quiet.poll(self.clock.monotonic())
 
     def _on_requests(self) -> None:
         def answer(request: tuple[str, AnyMessage]) -> None:

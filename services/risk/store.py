@@ -5,9 +5,11 @@ day still owed); per symbol the regime, the cooldowns and pauses, the signal cou
 last plan; our plans and fills (the hourly throttles), the reports seen (a report seen twice), our exit deals of the day
 (realised P&L, each counted once), our open positions and the recent execution samples.
 
-Every message the core handles is one transaction (``atomic``) with ``synchronous=FULL``: a SIGKILL at any
-moment leaves either everything a message changed or nothing of it, so the midnight reset (new day row
-AND every regime back to A) can never be half done, and a day is never reset twice.
+Every message the core handles is one transaction (``atomic``): a SIGKILL at any moment leaves either
+everything a message changed or nothing of it, so the midnight reset (new day row AND every regime back to
+A) can never be half done, and a day is never reset twice. ``[risk] store_sync`` picks the flush of each
+commit: ``normal`` (WAL in the OS page cache, survives a SIGKILL; an OS crash may lose the last commits) or
+``full`` (fsync at every commit).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.config import SyncMode
 from shared.messages import Regime
+from shared.wal import QuietCheckpoint
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS switch (id INTEGER PRIMARY KEY CHECK (id = 1), enabled INTEGER NOT NULL,
@@ -92,15 +96,17 @@ _DAY_COLUMNS = ("day", "start_balance", "peak_equity", "peak_account_pnl", "peak
 class RiskStore:
     """The SQLite file ``<state_dir>/risk.sqlite``; one connection, used from the risk thread only."""
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
-        """``durable=False`` (replays, tests of the logic) skips the fsync of each commit: a power cut may then
-        lose the last transactions, but the file stays consistent. The risk process is always durable."""
+    def __init__(self, path: Path, *, durable: bool = True, sync: SyncMode = "normal") -> None:
+        """``sync`` is ``[risk] store_sync`` (see the module docstring). ``durable=False`` (replays, tests of
+        the logic) never syncs: a power cut may then lose the last transactions, but the file stays
+        consistent."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+        self._db.execute(f"PRAGMA synchronous={sync.upper() if durable else 'OFF'}")
         self._db.executescript(_SCHEMA)
+        self.quiet = QuietCheckpoint(self._db)  # the runner checkpoints the WAL between bars (shared/wal.py)
         for table, columns in _ADDED_COLUMNS.items():
             present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             for name, declaration in columns.items():
@@ -110,6 +116,7 @@ class RiskStore:
 
     def close(self) -> None:
         self._db.close()
+
 
     @contextmanager
     def atomic(self) -> Iterator[None]:

@@ -260,3 +260,34 @@ def test_a_report_lost_in_a_crash_is_sent_on_restart_and_only_then(tmp_path: Pat
     assert [(r.leg_id, r.status) for r in resent if isinstance(r, ExecutionReport)] == [("XAU1b-1", "filled")]
     assert [m for m in setup.restart() if isinstance(m, ExecutionReport)] == []
 
+
+
+@pytest.mark.parametrize("step", ["intended", "sending", "replied"])
+def test_a_leg_written_sending_with_its_plan_is_sent_exactly_once_across_a_crash(tmp_path: Path, step: str) -> None:
+    """Nothing in flight and the spec known: the first leg leaves at once, so the plan's own transaction records it
+    'sending' (one commit before the order goes, not two). A crash right after that commit, or after the send,
+    still ends with the leg filled once; the second leg waits its turn as 'intended'."""
+    setup = bench(tmp_path)
+    setup.core.set_spec(setup.sim.symbol_spec("XAUUSDm"))
+    setup.crash_at = step
+    setup.accept(plan(legs=2))
+    if step != "replied":
+        assert setup.crashes == 1
+        states = {leg.leg_id: (leg.state, leg.attempts, leg.sent_at is not None) for leg in setup.legs()}
+        assert states == {"XAU1b-1": ("sending", 1, True), "XAU1b-2": ("intended", 0, False)}
+    done = reports(setup.drive())
+    assert setup.crashes == 1
+    assert {r.leg_id: r.status for r in done.values()} == {"XAU1b-1": "filled", "XAU1b-2": "filled"}
+    assert sorted(p.comment for p in setup.positions()) == ["XAU1b-1", "XAU1b-2"]
+    setup.assert_broker_matches_journal()
+
+
+def test_a_plan_arriving_while_a_leg_is_in_flight_is_written_intended(tmp_path: Path) -> None:
+    setup = bench(tmp_path)
+    setup.core.set_spec(setup.sim.symbol_spec("XAUUSDm"))
+    setup.accept(plan(legs=1))
+    setup.accept(plan("XAU2b", legs=1))
+    assert {leg.leg_id: leg.state for leg in setup.legs()} == {"XAU1b-1": "sending", "XAU2b-1": "intended"}
+    setup.drive()
+    assert {leg.leg_id: (leg.state, leg.attempts) for leg in setup.legs()} == {
+        "XAU1b-1": ("filled", 1), "XAU2b-1": ("filled", 1)}

@@ -169,3 +169,36 @@ def test_an_endpoint_off_this_machine_is_refused_until_curve_is_configured(addre
 def test_every_default_endpoint_is_ipc_or_loopback() -> None:
     endpoints = SystemConfig().endpoints.model_dump()
     assert endpoints and all(value.startswith("ipc://") for value in endpoints.values())
+
+
+SYNC_KEYS = [("risk", "store_sync"), ("executor", "journal_sync")]
+
+
+@pytest.mark.parametrize("key", SYNC_KEYS, ids=[".".join(k) for k in SYNC_KEYS])
+@pytest.mark.parametrize("value", ["NORMAL", "off", "fast", ""])
+def test_a_sync_mode_other_than_normal_or_full_is_refused_naming_both(key: tuple[str, str], value: str) -> None:
+    """A string key escapes the range check above; a typo here must not silently pick a flush mode."""
+    with pytest.raises(ConfigError) as refused:
+        check("system.toml", with_value("system.toml", key, value))
+    text = str(refused.value)
+    assert_one_clear_line(text, "system.toml", key, value)
+    assert "'normal'" in text and "'full'" in text, text
+
+
+@pytest.mark.parametrize("key", SYNC_KEYS, ids=[".".join(k) for k in SYNC_KEYS])
+def test_a_sync_mode_is_shipped_normal_and_full_is_accepted(key: tuple[str, str]) -> None:
+    shipped = tomllib.loads((CONFIGS / "system.toml").read_text())
+    assert shipped[key[0]][key[1]] == "normal"
+    validated = validate_table(CONFIGS / "system.toml", with_value("system.toml", key, "full"), SystemConfig)
+    assert getattr(getattr(validated, key[0]), key[1]) == "full"
+
+
+def test_a_bad_sync_mode_stops_the_executor_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = bad_system(tmp_path, 'journal_sync = "normal"', 'journal_sync = "off"')
+    env = {**os.environ, "PORTFOLIO_ENV_FILE": str(tmp_path / "absent.env")}
+    result = subprocess.run([sys.executable, "-m", "services.executor", "--config", str(config)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == CONFIG_EXIT_STATUS, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "system.toml" in lines[0] and "executor.journal_sync" in lines[0] and "'off'" in lines[0], lines[0]

@@ -12,6 +12,7 @@ from services.gateway_mt5.sim.persist import SimStateError, read_deals, read_sta
 from shared import mt5
 from shared.clock import FakeClock
 from shared.messages import DealClosed, PositionData
+from shared.wal import IDLE_S
 from tests.unit.sim.helpers import DATA, deal
 
 FAULTS = {"seed": 3, "requote": 0.2, "none_filled": 0.2, "none_not_filled": 0.2}
@@ -121,3 +122,26 @@ def test_without_a_state_path_nothing_is_written(tmp_path: Path) -> None:
     trade(sim, 3)
     sim.shutdown()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_wal_is_checkpointed_only_in_a_quiet_poll(tmp_path: Path) -> None:
+    """Orders and bars write to the WAL; the copy into the database file (a sync of both) waits for a poll
+    that replays nothing, IDLE_S after the last order, so it never falls inside an order_send."""
+    path = tmp_path / "s.sqlite"
+    clock = FakeClock()
+    sim = sim_at(path, clock, speed=60.0, faults={})
+    main_file = path.stat().st_size
+    tick = sim.tick("XAUUSDm")
+    assert tick is not None
+    result = sim.order_send(deal("XAUUSDm", "buy", 0.01, sl=round(tick.bid - 3, 2), tp=round(tick.bid + 3, 2),
+                                 magic=7, comment="leg-quiet"))
+    assert result is not None and result.retcode == 10009  # done
+    sim.poll()  # no wall time has passed: nothing replayed, but the order was just now
+    assert path.stat().st_size == main_file
+    clock.advance(IDLE_S / 2)
+    sim.poll()  # a 60x replay moves 0.6 market seconds: still no bar, and not quiet long enough
+    assert path.stat().st_size == main_file
+    clock.advance(IDLE_S)
+    sim.poll()
+    assert path.stat().st_size > main_file  # the state and the deal are in the database file itself now
+    assert [d["comment"] for d in read_deals(path)] == ["leg-quiet"]
