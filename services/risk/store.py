@@ -15,6 +15,7 @@ commit: ``normal`` (WAL in the OS page cache, survives a SIGKILL; an OS crash ma
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,6 +114,9 @@ class RiskStore:
                 if name not in present:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
         self._depth = 0
+        # The execution-quality window, read once per symbol and then kept in step with exec_samples (every
+        # report used to read the whole window back); dropped on a rollback so it is read again from the file.
+        self._windows: dict[str, deque[tuple[int, float, float, bool]]] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -134,6 +138,7 @@ class RiskStore:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._windows.clear()
             raise
         else:
             self._db.execute("COMMIT")
@@ -273,17 +278,30 @@ class RiskStore:
 
     def add_sample(self, symbol: str, latency_ms: float, slippage_points: float, failed: bool, keep: int) -> None:
         """Append one execution sample and keep only the newest ``keep`` of the symbol."""
+        window = self._window(symbol)
         with self.atomic():
-            self._db.execute("INSERT INTO exec_samples (symbol, latency_ms, slippage_points, failed) "
-                             "VALUES (?, ?, ?, ?)", (symbol, latency_ms, slippage_points, int(failed)))
-            self._db.execute("DELETE FROM exec_samples WHERE symbol = ? AND id NOT IN (SELECT id FROM exec_samples "
-                             "WHERE symbol = ? ORDER BY id DESC LIMIT ?)", (symbol, symbol, keep))
+            cursor = self._db.execute("INSERT INTO exec_samples (symbol, latency_ms, slippage_points, failed) "
+                                      "VALUES (?, ?, ?, ?)", (symbol, latency_ms, slippage_points, int(failed)))
+            window.append((int(cursor.lastrowid or 0), latency_ms, slippage_points, failed))
+            if len(window) > keep:
+                while len(window) > keep:
+                    oldest = window.popleft()[0]
+                self._db.execute("DELETE FROM exec_samples WHERE symbol = ? AND id <= ?", (symbol, oldest))
 
     def samples(self, symbol: str) -> list[tuple[float, float, bool]]:
         """(latency ms, adverse slippage points, failed) of the symbol's window, oldest first."""
-        rows = self._db.execute("SELECT latency_ms, slippage_points, failed FROM exec_samples WHERE symbol = ? "
-                                "ORDER BY id", (symbol,)).fetchall()
-        return [(float(latency), float(slippage), bool(failed)) for latency, slippage, failed in rows]
+        return [(latency, slippage, failed) for _, latency, slippage, failed in self._window(symbol)]
+
+    def _window(self, symbol: str) -> deque[tuple[int, float, float, bool]]:
+        window = self._windows.get(symbol)
+        if window is None:
+            rows = self._db.execute("SELECT id, latency_ms, slippage_points, failed FROM exec_samples "
+                                    "WHERE symbol = ? ORDER BY id", (symbol,)).fetchall()
+            window = deque((int(i), float(latency), float(slippage), bool(failed))
+                           for i, latency, slippage, failed in rows)
+            self._windows[symbol] = window
+        return window
 
     def clear_samples(self, symbol: str) -> None:
         self._db.execute("DELETE FROM exec_samples WHERE symbol = ?", (symbol,))
+        self._windows[symbol] = deque()

@@ -69,3 +69,26 @@ def test_deals_reports_and_samples_are_counted_once_and_kept_bounded(tmp_path: P
     assert [latency for latency, _, _ in store.samples("XAUUSDm")] == [2.0, 3.0, 4.0, 5.0, 6.0]
     store.clear_samples("XAUUSDm")
     assert store.samples("XAUUSDm") == [] and store.samples("BTCUSDm") == [(1.0, 2.0, True)]
+
+
+def test_the_execution_window_kept_in_memory_matches_the_file(tmp_path: Path) -> None:
+    """The window is read once and then kept in step with exec_samples: a reopened store (a restart) reads
+    the same window, a smaller ``keep`` trims it, and a rolled-back transaction leaves nothing of its sample."""
+    path = tmp_path / "risk.sqlite"
+    store = RiskStore(path)
+    for n in range(8):
+        store.add_sample("XAUUSDm", float(n), float(n) / 2, n % 3 == 0, keep=6)
+    expected = [(float(n), float(n) / 2, n % 3 == 0) for n in range(2, 8)]
+    assert store.samples("XAUUSDm") == expected
+    with pytest.raises(RuntimeError), store.atomic():
+        store.add_sample("XAUUSDm", 99.0, 0.0, False, keep=6)
+        raise RuntimeError("the message failed halfway")
+    assert store.samples("XAUUSDm") == expected
+    store.close()
+    reopened = RiskStore(path)
+    assert reopened.samples("XAUUSDm") == expected
+    reopened.add_sample("XAUUSDm", 8.0, 4.0, False, keep=3)
+    assert reopened.samples("XAUUSDm") == [(6.0, 3.0, True), (7.0, 3.5, False), (8.0, 4.0, False)]
+    reopened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM exec_samples WHERE symbol = 'XAUUSDm'").fetchone() == (3,)
