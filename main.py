@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from secrets import token_urlsafe
 
-from services.gateway_mt5.runner import check_backend
+from services.gateway_mt5.runner import GATEWAY_AUTOSTART_VARIABLE, check_backend
 from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, curve_keys, load_config
 from shared.secrets import Secrets, load_secrets
 
@@ -35,33 +35,41 @@ def local_services(config: LoadedConfig) -> tuple[str, ...]:
     return tuple(s for s in SERVICES if s != "gateway_mt5" or config.system.deploy.gateway_here)
 
 
-def owner_only_directory(path: Path) -> None:
+def owner_only_directory(key: str, path: Path) -> None:
     """Create ``path`` readable by its owner only, or take other users' access away if it exists: the ipc
     sockets in run/ have no authentication of their own, so this directory is their boundary."""
-    path.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(OWNER_ONLY)
+    try:
+        path.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o077:
+            path.chmod(OWNER_ONLY)
+    except OSError as exc:
+        raise ConfigError(f"paths.{key} = {str(path)!r}: cannot make it a directory only its owner can open "
+                          f"({exc.strerror}); run as the user that owns it, or choose another path") from exc
 
 
-def _environment(config_path: Path, credentials: Secrets, headless: bool, engine_only: bool) -> dict[str, str]:
-    """Validate everything, then build the variables deploy/supervisord.conf expands."""
+def _environment(config_path: Path, credentials: Secrets, headless: bool, engine_only: bool, *,
+                 control_only: bool = False) -> dict[str, str]:
+    """Validate everything, then build the variables deploy/supervisord.conf expands. ``control_only`` (for
+    ``main.py ctl``): the config is checked but not the backend and the keys, so that a running system can
+    always be stopped, also while a key is being replaced."""
     config = load_config(config_path)
     services = local_services(config)
-    if "gateway_mt5" in services:  # the broker is reached (and its secrets needed) only where the gateway runs
-        check_backend(config, credentials)
-    for service in services:  # every secret key of the services of this machine must be here (no-op, CURVE off)
-        curve_keys(config, service)
+    if not control_only:
+        if "gateway_mt5" in services:  # the broker is reached (and its secrets needed) only where it runs
+            check_backend(config, credentials)
+        for service in services:  # every secret key of the services of this machine (no-op with CURVE off)
+            curve_keys(config, service)
     paths = config.system.paths
     paths.logs_dir.mkdir(parents=True, exist_ok=True)
-    owner_only_directory(paths.run_dir)
-    owner_only_directory(paths.state_dir)
+    owner_only_directory("run_dir", paths.run_dir)
+    owner_only_directory("state_dir", paths.state_dir)
     return {
         "PORTFOLIO_SUPERVISOR_PASSWORD": supervisor_password(paths.run_dir),
         "PORTFOLIO_CONFIG": str(config.path),
         "PORTFOLIO_LOGS": str(paths.logs_dir),
         "PORTFOLIO_RUN": str(paths.run_dir),
         "PORTFOLIO_PYTHON": sys.executable,
-        "PORTFOLIO_GATEWAY_AUTOSTART": "true" if "gateway_mt5" in services else "false",
+        GATEWAY_AUTOSTART_VARIABLE: "true" if "gateway_mt5" in services else "false",
         "PORTFOLIO_TELEGRAM_AUTOSTART": "false" if headless else "true",
         "PORTFOLIO_TELEGRAM_MODE": "notify_only" if engine_only else "full",
         "PORTFOLIO_BACKEND": config.system.broker.backend,
@@ -120,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:  # returns only on error or a ba
     try:
         credentials = load_secrets()
         no_bot = credentials.BOT_TOKEN is None or credentials.ADMIN_ID is None
-        env = _environment(args.config, credentials, headless or no_bot, args.engine_only)
+        env = _environment(args.config, credentials, headless or no_bot, args.engine_only,
+                           control_only=args.command[:1] == ["ctl"])
     except (ConfigError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return CONFIG_EXIT_STATUS
@@ -133,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:  # returns only on error or a ba
             parser.error(f"unknown command {args.command[0]!r}; use 'ctl ARGS...'")
         ctl = [_bin("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args.command[1:]]
         os.execv(ctl[0], ctl)
-    gateway_here = env["PORTFOLIO_GATEWAY_AUTOSTART"] == "true"
+    gateway_here = env[GATEWAY_AUTOSTART_VARIABLE] == "true"
     if env["PORTFOLIO_BACKEND"] == "sim" and gateway_here:
         fresh_simulated_account(Path(env["PORTFOLIO_STATE"]))
     starting = [s for s in SERVICES if (s != "telegram" or not headless) and (s != "gateway_mt5" or gateway_here)]

@@ -186,9 +186,9 @@ def run_service(
     try:
         config = load_config(args.config)
         secrets = load_secrets()
-        curve = curve_keys(config, service)
         if check is not None:
             check(config, secrets)
+        curve = curve_keys(config, service)
     except (ConfigError, ValueError) as exc:
         print(f"{service}: configuration error: {exc}", file=sys.stderr)
         return CONFIG_EXIT_STATUS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import zmq
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,8 @@ from shared.service import EventLoop, drain
 
 log = logging.getLogger("gateway_mt5")
 SIM_STATE_FILE = "sim_broker.sqlite"
+# Set by main.py for supervisord's programs: "false" when [deploy] gateway_here = false (see check_gateway).
+GATEWAY_AUTOSTART_VARIABLE = "PORTFOLIO_GATEWAY_AUTOSTART"
 
 
 class _SimTable(BaseModel):
@@ -79,6 +82,16 @@ def check_backend(config: LoadedConfig, secrets: Secrets) -> None:
     settings = validate_backend_config(config)
     if isinstance(settings, TerminalSettings):
         credentials(secrets, settings.backend)
+
+
+def check_gateway(config: LoadedConfig, secrets: Secrets) -> None:
+    """``check_backend``, after a refusal to run under the supervisord of a machine that main.py started with
+    ``[deploy] gateway_here = false`` (a hand-made ``ctl start gateway_mt5`` or Telegram's /restart there): the
+    gateway of that setup runs on the other machine, which starts it without this variable."""
+    if os.environ.get(GATEWAY_AUTOSTART_VARIABLE) == "false":
+        raise ConfigError(f"{config.path}: [deploy] gateway_here = false: this machine does not run the gateway "
+                          "(it runs next to MT5, docs/SECURITY.md); start it there, not here")
+    check_backend(config, secrets)
 
 
 def serve(config: LoadedConfig, secrets: Secrets, args: argparse.Namespace) -> None:

@@ -141,7 +141,13 @@ class RiskStore:
             self._windows.clear()
             raise
         else:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:  # e.g. disk full: SQLite keeps or drops the transaction; make sure it is gone
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._windows.clear()
+                raise
         finally:
             self._depth = 0
 

@@ -177,3 +177,37 @@ def test_run_and_state_are_made_owner_only(tmp_path: Path) -> None:
     main._environment(config, Secrets(), headless=True, engine_only=False)
     for name in ("run", "state"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o700, name
+
+
+def test_main_ctl_works_while_a_key_is_missing(tmp_path: Path) -> None:
+    """`main.py ctl` (make stop, status) checks the config but neither the backend nor the keys: a running
+    system can always be stopped, also while a secret key is being replaced."""
+    config = remote_gateway(tmp_path)
+    config.write_text(deploy(config.read_text(), gateway_here=True))  # the gateway's key is missing here
+    env = main._environment(config, Secrets(), headless=True, engine_only=False, control_only=True)
+    assert env["PORTFOLIO_GATEWAY_AUTOSTART"] == "true"
+
+
+def test_a_directory_that_cannot_be_made_owner_only_is_one_line(tmp_path: Path) -> None:
+    config = project(tmp_path, ON)
+    (tmp_path / "blocker").write_text("a file where run/ should go")
+    config.write_text(config.read_text().replace(f'run_dir = "{tmp_path / "run"}"',
+                                                 f'run_dir = "{tmp_path / "blocker" / "run"}"'))
+    with pytest.raises(ConfigError) as refused:
+        main._environment(config, Secrets(), headless=True, engine_only=False)
+    assert "paths.run_dir" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_gateway_refuses_to_start_under_the_supervisord_of_a_machine_without_it(tmp_path: Path) -> None:
+    """With [deploy] gateway_here = false main.py leaves the gateway program stopped; started by hand there
+    (ctl start, Telegram's /restart) it says why in one line and exits 2 before any socket opens."""
+    config = project(tmp_path, "enabled = false")
+    config.write_text(config.read_text().replace(f'"{REMOTE}:5555"', '"ipc://{run_dir}/gateway_pub"')
+                      .replace(f'"{REMOTE}:5556"', '"ipc://{run_dir}/gateway_rep"'))
+    env = {**os.environ, "PORTFOLIO_ENV_FILE": str(tmp_path / "absent.env"), "PORTFOLIO_GATEWAY_AUTOSTART": "false"}
+    result = subprocess.run([sys.executable, "-m", "services.gateway_mt5", "--config", str(config)], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == CONFIG_EXIT_STATUS, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "gateway_here = false" in lines[0], result.stderr
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
