@@ -425,7 +425,6 @@ class SimBroker:
             "balance": ledger.balance,
             "ticket": ledger.ticket,
             "positions": [[getattr(p, name) for name in _POSITION_FIELDS] for p in ledger.positions.values()],
-            "closed": sorted(ledger.closed),
             "rng": self._faults.rng_state(),
             "faults_injected": self._faults.injected,
         }
@@ -453,12 +452,14 @@ class SimBroker:
         ledger.fresh = [DealClosed.model_validate(d) for d in state["fresh"]]
         ledger.balance = float(state["balance"])
         ledger.ticket = int(state["ticket"])
-        ledger.closed = {int(t) for t in state["closed"]}
         for fields in state["positions"]:
             pos = Position(*fields)
             ledger.positions[pos.ticket] = pos
             ledger.books[pos.sym].positions.append(pos)
         ledger.exits = [DealClosed.model_validate(d) for d in self._store.exits()]
+        # A closed position is one with an exit deal that is no longer open (a partial close leaves it open);
+        # rebuilt from the deals rather than saved, since the set only grows and every save would re-encode it.
+        ledger.closed = {deal.position_id for deal in ledger.exits} - set(ledger.positions)
         for index in range(len(self._feeds)):
             ledger.refresh(index)
         self._faults.set_rng_state(state["rng"])

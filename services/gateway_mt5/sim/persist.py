@@ -6,8 +6,9 @@ from the first bar. ``SimStore`` keeps, in one SQLite file (WAL, synchronous=NOR
 
 - ``server``: one row, the JSON of the replay position (market time, merged-event cursor, each symbol's
   cursor, bars held by a stale window or a disconnect, the next swap rollover), the account (balance,
-  open positions with ticket/magic/comment/SL/TP, closed tickets, the ticket counter, exit deals not yet
-  handed to the gateway) and the fault RNG state;
+  open positions with ticket/magic/comment/SL/TP, the ticket counter, exit deals not yet handed to the
+  gateway) and the fault RNG state; the closed tickets (for 10036 on a second close) are rebuilt from the
+  exit deals, so the row does not grow with every position ever closed;
 - ``deals``: every deal, entry and exit, one row each (appended, never rewritten).
 
 Each save is one transaction, so a SIGKILL leaves the previous state or the new one, never a mix.

@@ -145,3 +145,24 @@ def test_the_wal_is_checkpointed_only_in_a_quiet_poll(tmp_path: Path) -> None:
     sim.poll()
     assert path.stat().st_size > main_file  # the state and the deal are in the database file itself now
     assert [d["comment"] for d in read_deals(path)] == ["leg-quiet"]
+
+
+def test_a_position_closed_before_the_restart_is_still_known_closed(tmp_path: Path) -> None:
+    """The closed tickets are rebuilt from the saved exit deals, not saved in the row (it would grow with
+    every position ever closed): closing one again answers 10036 after a restart, as before it."""
+    path = tmp_path / "sim_broker.sqlite"
+    first = sim_at(path, faults={})
+    trade(first, 6)
+    open_ticket = first.positions()[0].ticket
+    closed = {d.position_id for d in first.deals(0)} - {p.ticket for p in first.positions()}
+    assert closed
+    state = read_state(path)
+    assert state is not None and "closed" not in state
+    del first
+    resumed = sim_at(path, faults={})
+    for ticket in sorted(closed)[:3]:
+        result = resumed.order_send(deal("XAUUSDm", "sell", 0.01, position=ticket, magic=7))
+        assert result is not None and result.retcode == 10036, ticket
+    result = resumed.order_send(deal("XAUUSDm", "sell", 0.01, position=10**9, magic=7))
+    assert result is not None and result.retcode == 10013  # never existed
+    assert any(p.ticket == open_ticket for p in resumed.positions())
