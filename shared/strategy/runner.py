@@ -35,9 +35,9 @@ MAX_PENDING = 2000
 EVERY_BAR_VARIABLE = "PORTFOLIO_BENCH_SIGNAL_EVERY_BAR"
 # Logged once, at the first live M1 bar that gets a full analysis: the start-up benchmark waits for it.
 FIRST_ANALYSIS_MARKER = "first bar analysed"
-# Logged once, at the first live M1 bar folded in, analysed or not (regime C, a closed market): the chaos test
-# reads it as "the restarted process is back at work".
-FIRST_LIVE_BAR_MARKER = "first live bar"
+# Logged once the warm-up is done and live data is taken (in any regime, the market open or closed): the chaos
+# test reads it as "the restarted process is back at work".
+LIVE_MARKER = "taking live data"
 
 
 def fetch_spec(core: StrategyCore, gateway: Requester, timeout_s: float) -> bool:
@@ -74,22 +74,17 @@ def apply_bench_mode(core: StrategyCore) -> None:
 
 
 class FirstAnalysis:
-    """Logs FIRST_LIVE_BAR_MARKER once, after the first live M1 bar of the symbol the core took, and
-    FIRST_ANALYSIS_MARKER once, after the first one it analysed in full (start-up bench)."""
+    """Logs FIRST_ANALYSIS_MARKER once, after the first live M1 bar the core analysed (start-up bench)."""
 
     def __init__(self, core: StrategyCore) -> None:
         self.core = core
-        self.live = False
         self.done = False
 
     def after(self, message: Message) -> None:
-        if self.done or not isinstance(message, Bar) or message.timeframe != "M1" or message.symbol != self.core.symbol:
-            return
-        if not self.live:
-            self.live = True
-            log.info("%s: %s M1 %d", FIRST_LIVE_BAR_MARKER, self.core.symbol, message.time)
         analysed = self.core.last_analysis
-        if analysed is not None and analysed.bar_time == message.time:
+        if self.done or not isinstance(message, Bar) or message.timeframe != "M1" or analysed is None:
+            return
+        if analysed.bar_time == message.time:
             self.done = True
             log.info("%s: %s M1 %d", FIRST_ANALYSIS_MARKER, self.core.symbol, analysed.bar_time)
 
@@ -138,6 +133,7 @@ def strategy_server(service: str, symbol: str, make_core: Callable[[SymbolConfig
                 warmed = True
             while pending:
                 analyse(pending.popleft())
+            log.info("%s: %s", LIVE_MARKER, symbol)
 
         def on_message(received: Received) -> None:
             message = received.message
