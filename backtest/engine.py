@@ -95,7 +95,7 @@ class Pipeline:
             self.strategies.append(StrategyNode(service, make(symbol_config), gateway, bus,
                                                 config.system.strategy.warmup_bars))
         state_dir.mkdir(parents=True, exist_ok=True)
-        self._store = RiskStore(state_dir / "risk.sqlite", durable=False)
+        self._store = RiskStore(state_dir / "risk.sqlite", sync="off")
         magics = {c.symbol.magic for c in config.symbols.values()}
         self.risk = RiskNode(RiskCore(config, self._store, clock), gateway, bus,
                              magics.pop() if len(magics) == 1 else None)

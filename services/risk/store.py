@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from shared.config import SyncMode
 from shared.messages import Regime
@@ -97,15 +98,14 @@ _DAY_COLUMNS = ("day", "start_balance", "peak_equity", "peak_account_pnl", "peak
 class RiskStore:
     """The SQLite file ``<state_dir>/risk.sqlite``; one connection, used from the risk thread only."""
 
-    def __init__(self, path: Path, *, durable: bool = True, sync: SyncMode = "normal") -> None:
-        """``sync`` is ``[risk] store_sync`` (see the module docstring). ``durable=False`` (replays, tests of
-        the logic) never syncs: a power cut may then lose the last transactions, but the file stays
-        consistent."""
+    def __init__(self, path: Path, *, sync: SyncMode | Literal["off"] = "normal") -> None:
+        """``sync`` is ``[risk] store_sync`` (see the module docstring), or ``"off"`` for replays and tests of
+        the logic: never synced, so a power cut may lose the last transactions, but the file stays consistent."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={sync.upper() if durable else 'OFF'}")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.executescript(_SCHEMA)
         self.quiet = QuietCheckpoint(self._db)  # the runner checkpoints the WAL between bars (shared/wal.py)
         for table, columns in _ADDED_COLUMNS.items():
@@ -121,7 +121,6 @@ class RiskStore:
     def close(self) -> None:
         self._db.close()
 
-
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """One transaction around everything inside (nested calls join the outer one); rolled back on error."""
@@ -136,18 +135,12 @@ class RiskStore:
         self._depth = 1
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException:  # the body failed, or the COMMIT did (disk full): nothing of it may remain
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             self._windows.clear()
             raise
-        else:
-            try:
-                self._db.execute("COMMIT")
-            except BaseException:  # e.g. disk full: SQLite keeps or drops the transaction; make sure it is gone
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                self._windows.clear()
-                raise
         finally:
             self._depth = 0
 

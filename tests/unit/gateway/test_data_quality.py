@@ -119,7 +119,7 @@ def test_risk_refuses_to_trade_on_each_reason(reason: str, tmp_path: Path) -> No
     config = config.model_copy(update={"system": config.system.model_copy(update={
         "paths": config.system.paths.model_copy(update={"state_dir": tmp_path})})})
     clock = FakeClock(start=0.0)
-    core = ready(RiskCore(config, RiskStore(tmp_path / "risk.sqlite", durable=False), clock))
+    core = ready(RiskCore(config, RiskStore(tmp_path / "risk.sqlite", sync="off"), clock))
     core.handle(heartbeat(T0, ok=False, reason=reason))
     out = core.handle(signal(XAU))
     assert refused_by(out) == "data_stale"

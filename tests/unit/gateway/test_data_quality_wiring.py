@@ -122,7 +122,7 @@ def risk_core(tmp_path: Path) -> RiskCore:
     config = load_config(ROOT / "configs" / "system.toml")
     config = config.model_copy(update={"system": config.system.model_copy(update={
         "paths": config.system.paths.model_copy(update={"state_dir": tmp_path})})})
-    return ready(RiskCore(config, RiskStore(tmp_path / "risk.sqlite", durable=False), FakeClock(start=0.0)), ts=T0)
+    return ready(RiskCore(config, RiskStore(tmp_path / "risk.sqlite", sync="off"), FakeClock(start=0.0)), ts=T0)
 
 
 def beat(core: GatewayCore) -> GatewayHeartbeat:

@@ -85,7 +85,7 @@ def db_path(config: LoadedConfig) -> Path:
 def new_core(config: LoadedConfig, clock: FakeClock, path: Path | None = None) -> RiskCore:
     """A core on the config's SQLite file or ``path`` (a second call is a restart on the same file). The
     tests of the logic skip the fsync per commit; the process tests (test_runner) run durable."""
-    return RiskCore(config, RiskStore(path or db_path(config), durable=False), clock)
+    return RiskCore(config, RiskStore(path or db_path(config), sync="off"), clock)
 
 
 def heartbeat(
