@@ -21,7 +21,7 @@ from collections import deque
 from services.executor.commands import close_all, set_protection
 from services.executor.desk import Checkpoint, Desk, Job, Reply, SymbolRules, Wait
 from services.executor.journal import OPEN_STATES, Journal, Telemetry
-from services.executor.legs import finish_rejected, open_leg
+from services.executor.legs import expired, finish_rejected, open_leg
 from services.executor.reconcile import reconcile
 from shared.clock import Clock
 from shared.config import ExecutorSection
@@ -109,7 +109,7 @@ class ExecutorCore:
         desk = self.desk
         idle = self._job is None and not self._jobs and self._pending is None
         if not idle or not plan.legs or plan.symbol not in desk.rules or plan.symbol not in desk.specs \
-                or desk.market_now > plan.expires_at:
+                or expired(desk, plan):
             return None
         return plan.legs[0].leg_id
 

@@ -87,6 +87,11 @@ def locate_leg(desk: Desk, plan: OrderPlan, leg: OrderLeg) -> Generator[Step, Re
         yield Wait(desk.settings.verify_retry_s)
 
 
+def expired(desk: Desk, plan: OrderPlan) -> bool:
+    """The plan's time is up: its legs are refused rather than sent (market time, not the wall clock)."""
+    return desk.market_now > plan.expires_at
+
+
 class _LegOrder:
     """The policy hooks of an open leg: every step goes to the journal first."""
 
@@ -97,9 +102,7 @@ class _LegOrder:
         self.journaled_sending = journaled_sending  # attempt 1 was written 'sending' with the plan
 
     def refusal(self) -> str | None:
-        if self.desk.market_now > self.plan.expires_at:
-            return "plan expired before sending"
-        return None
+        return "plan expired before sending" if expired(self.desk, self.plan) else None
 
     def request(self, price: float, filling: int) -> TradeRequest:
         return trade_request(self.plan, self.leg, price, filling)

@@ -261,7 +261,6 @@ def test_a_report_lost_in_a_crash_is_sent_on_restart_and_only_then(tmp_path: Pat
     assert [m for m in setup.restart() if isinstance(m, ExecutionReport)] == []
 
 
-
 @pytest.mark.parametrize("step", ["intended", "sending", "replied"])
 def test_a_leg_written_sending_with_its_plan_is_sent_exactly_once_across_a_crash(tmp_path: Path, step: str) -> None:
     """Nothing in flight and the spec known: the first leg leaves at once, so the plan's own transaction records it
