@@ -292,21 +292,22 @@ def _working(service: str, kill: Kill, observer: Observer, system: RunningSystem
         return observer.last_state_wall > back
     if service == "telegram":
         return any(r.method == "getUpdates" for r in system.telegram.requests_log()[kill.log_mark:])
-    return _marks(system, service) > kill.log_mark
-
-
-def _marks(system: RunningSystem, service: str) -> int:
-    """How often the service's log says it is back at work (the marker of its own start-up)."""
     marker = LIVE_MARKER if service.startswith("strategy_") else RECONCILED_MARKER
     path = system.logs / f"{service}.log"
-    return path.read_text(errors="replace").count(marker) if path.exists() else 0
+    if not path.exists():
+        return False
+    with path.open("rb") as log:  # only what was written after the kill (all of it if the log rotated since)
+        log.seek(kill.log_mark if path.stat().st_size >= kill.log_mark else 0)
+        return marker.encode() in log.read()
 
 
 def _log_mark(system: RunningSystem, service: str) -> int:
-    """Where to look for the restarted process's first sign of work: Bot API requests or log markers so far."""
+    """Where the restarted process's first sign of work will be: the count of Bot API requests so far, or the
+    size of the service's log (its next lines are the new process's)."""
     if service == "telegram":
         return len(system.telegram.requests_log())
-    return _marks(system, service) if service in ("strategy_xau", "strategy_btc", "executor") else 0
+    path = system.logs / f"{service}.log"
+    return path.stat().st_size if path.exists() else 0
 
 
 def _next_fill(observer: Observer, kill: Kill) -> float:
