@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import math
 import os
 import signal
 import sys
@@ -131,8 +132,11 @@ class EventLoop:
         while self._running:
             now = self.clock.monotonic()
             wait = min((t.due - now for t in self._timers), default=1.0)
+            # Round up: poll takes whole milliseconds, and a wait rounded down to 0 would spin on the
+            # CPU for the last millisecond before every timer (stealing a core from the pipeline).
+            timeout_ms = max(0, math.ceil(min(wait, 0.5) * 1000))
             try:
-                ready = dict(self._poller.poll(max(0, int(min(wait, 0.5) * 1000))))
+                ready = dict(self._poller.poll(timeout_ms))
             except zmq.ZMQError as exc:  # EINTR on a signal
                 if exc.errno == errno.EINTR:
                     continue
