@@ -15,7 +15,7 @@ class CountingPoller(zmq.Poller):
         super().__init__()
         self.calls = 0
 
-    def poll(self, timeout: int | None = None) -> list[tuple[zmq.Socket[bytes], int]]:  # type: ignore[override]
+    def poll(self, timeout: int | None = None) -> list[tuple[zmq.Socket[bytes], int]]:
         self.calls += 1
         return super().poll(timeout)
 
