@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bare_chain  # noqa: E402
 
-from services.gateway_mt5.core import BENCH_DIR_VARIABLE, LatencyProbe  # noqa: E402
+from shared.stamps import BENCH_DIR_VARIABLE, FILE_PATTERN  # noqa: E402
 from shared.strategy.runner import EVERY_BAR_VARIABLE, FIRST_ANALYSIS_MARKER  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramServer  # noqa: E402
 
@@ -109,6 +110,7 @@ class PipelineResult:
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "min10" / "min60" / "end" -> service
     first_ms: list[float] = field(default_factory=list)  # the first order of a bar that gave two
     second_ms: list[float] = field(default_factory=list)  # ... and the second, behind the first's round trip
+    stages_ms: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # see ``stages``
 
 
 def rss_mb(pid: int) -> float:
@@ -129,12 +131,12 @@ def first_analysis_at(log: Path) -> float | None:
 
 
 class Probe:
-    """Reads the gateway's latency file as it grows and joins bars with the order_send for them."""
+    """Reads the gateway's stamp file as it grows and joins each bar's publication with its order_send."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
-        self.bars: dict[str, float] = {}  # plan-id prefix ("XAU1752080400") -> publish time
+        self.bars: dict[str, float] = {}  # bar tag ("XAU1752080400") -> published (encode) time
         self.first_bar_time: int | None = None
         self.last_bar_time = 0
         self.latencies: list[float] = []
@@ -152,20 +154,17 @@ class Probe:
         complete = chunk[: chunk.rfind("\n") + 1]
         self.offset += len(complete)
         for line in complete.splitlines():
-            kind, *rest = line.split()
-            if kind == "bar":
-                symbol, bar_time, at = rest
-                self.bars[re.sub(r"[^A-Za-z0-9]", "", symbol)[:3] + bar_time] = float(at)
-                self.first_bar_time = self.first_bar_time or int(bar_time)
-                self.last_bar_time = max(self.last_bar_time, int(bar_time))
-            elif kind == "order":
-                comment, at = rest
-                key = comment.rsplit("-", 1)[0][:-1]  # "XAU1752080400b-1" -> "XAU1752080400"
-                if comment in self.seen or key not in self.bars:
-                    continue  # a resend of the same leg, or not one of ours
-                self.seen.add(comment)
-                self.latencies.append((float(at) - self.bars[key]) * 1000)
-                self.by_bar_time.setdefault(key[3:], []).append(self.latencies[-1])
+            kind, kind_of, tag, at = line.split()
+            if (kind, kind_of) == ("send", "Bar"):
+                self.bars[tag] = float(at)
+                self.first_bar_time = self.first_bar_time or int(tag[3:])
+                self.last_bar_time = max(self.last_bar_time, int(tag[3:]))
+            elif (kind, kind_of) == ("recv", "OrderSendRequest"):
+                if tag in self.seen or tag not in self.bars:
+                    continue  # a resend of the bar's order, or not one of ours
+                self.seen.add(tag)
+                self.latencies.append((float(at) - self.bars[tag]) * 1000)
+                self.by_bar_time.setdefault(tag[3:], []).append(self.latencies[-1])
                 self.first_order_at = self.first_order_at or float(at)
                 self.last_order_at = float(at)
 
@@ -179,6 +178,40 @@ class Probe:
     @property
     def replayed_minutes(self) -> float:
         return 0.0 if self.first_bar_time is None else (self.last_bar_time - self.first_bar_time) / 60
+
+
+# The path of one bar's order through the services, as (service, "send"/"recv", message type) stamps.
+PATH = (("gateway_mt5", "send", "Bar"), ("strategy", "recv", "Bar"), ("strategy", "send", "Signal"),
+        ("risk", "recv", "Signal"), ("risk", "send", "OrderPlan"), ("executor", "recv", "OrderPlan"),
+        ("executor", "send", "OrderSendRequest"), ("gateway_mt5", "recv", "OrderSendRequest"))
+STAGES = ("bar: gateway -> strategy", "strategy: analysis, signal", "signal: strategy -> risk",
+          "risk: rules, sizing, commit, plan", "plan: risk -> executor", "executor: journal, request",
+          "request: executor -> gateway")
+
+
+def stages(bench_dir: Path, orders: int) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds spent in each stage (``STAGES``) by the first and the second order of each bar time,
+    from every service's stamp file (shared/stamps.py); only the first ``orders`` orders the probe counted."""
+    stamps: dict[str, dict[tuple[str, str, str], float]] = {}
+    for path in bench_dir.glob("stamps-*.txt"):
+        service = path.stem.removeprefix("stamps-")
+        service = "strategy" if service.startswith("strategy_") else service
+        for line in path.read_text().splitlines():
+            if len(fields := line.split()) != 4:
+                continue  # the line a running service is writing right now
+            kind, kind_of, tag, at = fields
+            stamps.setdefault(tag, {}).setdefault((service, kind, kind_of), float(at))  # the first of resends
+    chains = {tag: [found[step] for step in PATH] for tag, found in stamps.items() if all(s in found for s in PATH)}
+    chosen = sorted(chains.items(), key=lambda item: item[1][-1])[:orders]
+    by_bar_time: dict[str, list[list[float]]] = {}
+    for tag, chain in chosen:
+        by_bar_time.setdefault(tag[3:], []).append(chain)
+    out: dict[str, dict[str, list[float]]] = {"first": {}, "second": {}}
+    for chains_of_bar in by_bar_time.values():
+        for label, chain in zip(("first", "second"), sorted(chains_of_bar, key=lambda c: c[-1]), strict=False):
+            for name, start, end in zip(STAGES, chain, chain[1:], strict=False):  # 7 stages between 8 stamps
+                out[label].setdefault(name, []).append((end - start) * 1000)
+    return out
 
 
 def supervisor(root: Path) -> Any:
@@ -209,7 +242,7 @@ def run_pipeline(root: Path, signals: int, speed: float, timeout_s: float) -> Pi
     launched = time.time()
     process = subprocess.Popen([sys.executable, "main.py", "--config", str(configs / "system.toml")], cwd=ROOT,
                                env=env, stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
-    probe = Probe(bench_dir / LatencyProbe.FILE_NAME)
+    probe = Probe(bench_dir / FILE_PATTERN.format(service="gateway_mt5"))
     rss: dict[str, dict[str, float]] = {}
     running: dict[str, int] = {}
     try:
@@ -231,7 +264,8 @@ def run_pipeline(root: Path, signals: int, speed: float, timeout_s: float) -> Pi
         span = probe.last_order_at - (probe.first_order_at or probe.last_order_at)
         rate = (len(probe.latencies) - 1) / span if span > 0 else 0.0
         first, second = probe.first_and_second()
-        return PipelineResult(probe.latencies[:signals], rate, probe.replayed_minutes, startup, rss, first, second)
+        return PipelineResult(probe.latencies[:signals], rate, probe.replayed_minutes, startup, rss, first, second,
+                              stages(bench_dir, signals))
     finally:
         subprocess.run([sys.executable, "main.py", "--config", str(configs / "system.toml"), "ctl", "shutdown"],
                        cwd=ROOT, env=env, capture_output=True, timeout=60)
@@ -242,6 +276,18 @@ def run_pipeline(root: Path, signals: int, speed: float, timeout_s: float) -> Pi
             process.wait(timeout=10)
         console.close()
         telegram.stop()
+
+
+def print_stages(stages_ms: dict[str, dict[str, list[float]]]) -> None:
+    first, second = stages_ms["first"], stages_ms.get("second", {})
+    print(f"  where the time goes, p50 ms per stage (stamps at each send and receive, shared/stamps.py; "
+          f"n={len(first[STAGES[0]])} first, {len(second.get(STAGES[0], []))} second orders):")
+    for name in STAGES:
+        later = f"{statistics.median(second[name]):6.3f}" if second.get(name) else "     -"
+        print(f"    {name:36s} first {statistics.median(first[name]):6.3f}   second {later}")
+    hops = [name for name in STAGES if "->" in name]
+    for label, picked in (("the four hops", hops), ("the services' work", [n for n in STAGES if n not in hops])):
+        print(f"    {'sum, ' + label:36s} first {sum(statistics.median(first[n]) for n in picked):6.3f}")
 
 
 def main() -> None:
@@ -270,6 +316,8 @@ def main() -> None:
         print(f"  of which bars with two orders (n={first['n']:.0f}): first p50={first['p50_ms']:.3f} ms "
               f"p99={first['p99_ms']:.3f} ms, second (after the first's round trip) p50={second['p50_ms']:.3f} ms "
               f"p99={second['p99_ms']:.3f} ms")
+    if result.stages_ms.get("first"):
+        print_stages(result.stages_ms)
     print(f"bare 4-process chain (ipc, {rate} msg/s): n={floor['n']:.0f} p50={floor['p50_ms']:.3f} ms "
           f"p99={floor['p99_ms']:.3f} ms max={floor['max_ms']:.3f} ms")
     print(f"ratio pipeline / floor: p50 {pipeline['p50_ms'] / floor['p50_ms']:.2f}x (target <= 1.5x), "
@@ -281,7 +329,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"pipeline": pipeline, "floor": floor, "floor_rate": rate,
                                          "speed": args.speed, **asdict(result), "latencies_ms": None,
-                                         "first_ms": None, "second_ms": None}, indent=1))
+                                         "first_ms": None, "second_ms": None, "stages_ms": None}, indent=1))
 
 
 if __name__ == "__main__":

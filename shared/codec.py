@@ -10,6 +10,7 @@ and logs the drop and goes on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -19,6 +20,14 @@ from shared.messages import PROTOCOL_VERSION, AnyMessage, Message
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 _ADAPTER: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+Observer = Callable[[str, Message], None]
+_observer: Observer | None = None  # benchmarks only (shared/stamps.py): told of each message sent and received
+
+
+def observe(observer: Observer | None) -> None:
+    """Call ``observer("send", message)`` before each encode and ``("recv", message)`` after each decode."""
+    global _observer  # noqa: PLW0603  (one per process, set once at start by shared/stamps.py)
+    _observer = observer
 
 
 class DecodeError(ValueError):
@@ -31,6 +40,8 @@ class DecodeError(ValueError):
 
 def encode(message: Message) -> bytes:
     """Serialise a message for the wire (msgpack map of its fields)."""
+    if _observer is not None:
+        _observer("send", message)
     data: bytes = msgpack.packb(message.model_dump(mode="python"), use_bin_type=True)
     if len(data) > MAX_FRAME_BYTES:
         raise ValueError(f"{message.__class__.__name__} is {len(data)} bytes, over {MAX_FRAME_BYTES}")
@@ -58,10 +69,13 @@ def decode(frame: bytes) -> AnyMessage:
     try:
         # Strict: no coercion. A string where a number belongs is a wrong type, not a number to parse (lax
         # parsing turned "999...9" into an int too big to re-encode, which crashed the forwarding service).
-        return _ADAPTER.validate_python(obj, strict=True)
+        message = _ADAPTER.validate_python(obj, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         if first.get("type") == "union_tag_invalid" or first.get("type") == "union_tag_not_found":
             raise DecodeError("unknown_type", f"type {obj.get('type')!r}") from None
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise DecodeError("invalid", f"{obj.get('type')!r} {where}: {first.get('msg')}") from None
+    if _observer is not None:
+        _observer("recv", message)
+    return message

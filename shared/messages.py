@@ -14,6 +14,7 @@ versions, extra fields, NaN/inf and impossible prices are refused there, before 
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -32,6 +33,13 @@ Volume = PositiveFloat
 MAX_EPOCH_S = 4_102_444_800  # 2100-01-01: a later market time is hostile or broken (it would overflow dates)
 EpochSeconds = Annotated[float, Field(ge=0, le=MAX_EPOCH_S)]
 EpochInt = Annotated[int, Field(ge=0, le=MAX_EPOCH_S)]
+
+
+def bar_tag(symbol: str, bar_time: int) -> str:
+    """Names one symbol's M1 bar in ids: 'XAU1752080400'. Risk's plan id is this tag plus the side's letter
+    (services/risk/core.py ``plan_id_for``), a leg id the plan id plus '-n'; the benchmark follows a bar's
+    order by it (shared/stamps.py)."""
+    return re.sub(r"[^A-Za-z0-9]", "", symbol)[:3] + str(bar_time)
 
 
 def new_id() -> str:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import zmq
 
+from shared import codec
 from shared.bus import DropLog, connect, use_curve
 from shared.clock import Clock
 from shared.codec import encode
@@ -31,6 +32,7 @@ from shared.curve import CurveKeys
 from shared.logs import setup_logging
 from shared.messages import ServiceHeartbeat
 from shared.secrets import Secrets, load_secrets
+from shared.stamps import install_from_environment
 
 BEACON_INTERVAL_S = 2.0
 CONFIG_VARIABLE = "PORTFOLIO_CONFIG"
@@ -202,6 +204,7 @@ def run_service(
     logger.info("starting (pid %d, config %s, backend %s, CURVE on tcp %s)", os.getpid(), config.path,
                 config.system.broker.backend, f"as {curve.name!r}" if curve is not None else "off")
     use_curve(curve)
+    stamps = install_from_environment(service)  # benchmarks only: off unless PORTFOLIO_BENCH_DIR is set
     try:
         serve(config, secrets, args)
     except ConfigError as exc:
@@ -213,5 +216,8 @@ def run_service(
         return 1
     finally:
         use_curve(None)  # a test that runs a service in-process must not leave its keys behind
+        if stamps is not None:
+            codec.observe(None)
+            stamps.close()
     logger.info("stopped")
     return 0

@@ -13,11 +13,7 @@ a gap or a frozen run is published but makes the symbol's heartbeat not ok until
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import TextIO
 
 from pydantic import BaseModel
 
@@ -53,30 +49,6 @@ log = logging.getLogger(__name__)
 
 MUTATING_CALLER = "executor"
 Publication = tuple[str, Message]
-BENCH_DIR_VARIABLE = "PORTFOLIO_BENCH_DIR"  # benchmarks only: where LatencyProbe writes; unset in production
-
-
-class LatencyProbe:
-    """Benchmarks only (``make bench`` sets PORTFOLIO_BENCH_DIR): one line per closed M1 bar published
-    (``bar SYMBOL BAR_TIME T``) and per order_send received (``order COMMENT T``), T from perf_counter,
-    appended to ``gateway_latency.txt`` there. bench/bench_pipeline.py joins them on the leg id, which
-    carries the bar's symbol and time. Measurement, not a decision: the wall clock is allowed here."""
-
-    FILE_NAME = "gateway_latency.txt"
-
-    def __init__(self, directory: Path) -> None:
-        self._out: TextIO = (directory / self.FILE_NAME).open("a", buffering=1)  # a line is one write
-
-    @classmethod
-    def from_environment(cls) -> LatencyProbe | None:
-        directory = os.environ.get(BENCH_DIR_VARIABLE, "")
-        return cls(Path(directory)) if directory else None
-
-    def bar(self, bar: Bar) -> None:
-        self._out.write(f"bar {bar.symbol} {bar.time} {time.perf_counter():.6f}\n")
-
-    def order(self, comment: str) -> None:
-        self._out.write(f"order {comment} {time.perf_counter():.6f}\n")
 
 
 class GatewayCore:
@@ -96,7 +68,6 @@ class GatewayCore:
         self._connect_error = ""
         self.duplicate_bars = 0
         self.refused_requests = 0
-        self.probe = LatencyProbe.from_environment()
 
     # ------------------------------------------------------------------ market data
 
@@ -167,8 +138,6 @@ class GatewayCore:
             self.duplicate_bars += 1
             return []
         self._last_bar_time[key] = bar.time
-        if self.probe is not None and bar.timeframe == "M1":
-            self.probe.bar(bar)
         return [(topics.bar(bar.symbol, bar.timeframe), bar)]
 
     def symbol_health(self, symbol: str) -> SymbolHealth:
@@ -220,8 +189,6 @@ class GatewayCore:
         parent = getattr(request, "id", "?")
         ts = self.market_now
         if isinstance(request, OrderSendRequest):
-            if self.probe is not None:
-                self.probe.order(request.request.comment)
             if caller != MUTATING_CALLER:
                 self.refused_requests += 1
                 log.warning("refused order_send from %r: only the executor may change broker state", caller)

@@ -15,7 +15,6 @@ one store transaction, so a SIGKILL at any moment leaves the state of before or 
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
@@ -58,6 +57,7 @@ from shared.messages import (
     SymbolSpec,
     SymbolSpecReply,
     TradingLocked,
+    bar_tag,
 )
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ class Outgoing:
 
 def plan_id_for(signal: Signal) -> str:
     """A plan id made from the signal alone, e.g. 'XAU1752080400b': the same bar gives the same id."""
-    prefix = re.sub(r"[^A-Za-z0-9]", "", signal.symbol)[:3]
-    return f"{prefix}{signal.bar_time}{signal.side[0]}"
+    return f"{bar_tag(signal.symbol, signal.bar_time)}{signal.side[0]}"
 
 
 def _publish(topic: str, message: Message) -> Outgoing:

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from services.gateway_mt5.core import BENCH_DIR_VARIABLE, GatewayCore, LatencyProbe
+from services.gateway_mt5.core import GatewayCore
 from services.gateway_mt5.runner import make_broker
-from shared import mt5
+from services.risk.core import plan_id_for
+from shared import codec, mt5
 from shared.clock import FakeClock
-from shared.messages import Bar, OrderSendReply, OrderSendRequest, TradeRequest
+from shared.codec import decode, encode
+from shared.messages import Bar, OrderSendRequest, TradeRequest, bar_tag
+from shared.stamps import BENCH_DIR_VARIABLE, install_from_environment, tag_of
 from tests.unit.strategy.helpers import BTC, CONFIG, bar, feed, strategy
 
 
@@ -27,20 +30,42 @@ def test_every_analysed_bar_is_a_signal_in_bench_mode_only() -> None:
     assert [s.bar_time for s in signals] == [b.time for b in analysed]
 
 
-def test_the_gateway_probe_is_off_by_default_and_records_bars_and_orders(
+def test_stamps_are_off_by_default_and_name_the_bar_of_each_message_on_the_order_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock()
     monkeypatch.delenv(BENCH_DIR_VARIABLE, raising=False)
-    assert GatewayCore(make_broker(CONFIG, clock), CONFIG.system.gateway, clock).probe is None
+    assert install_from_environment("gateway_mt5") is None
     monkeypatch.setenv(BENCH_DIR_VARIABLE, str(tmp_path))
-    core = GatewayCore(make_broker(CONFIG, clock), CONFIG.system.gateway, clock)
-    assert core.connect()
-    clock.advance(1.0)
-    m1 = [m for _, m in core.poll() if isinstance(m, Bar) and m.timeframe == "M1"]
-    order = TradeRequest(action=mt5.TRADE_ACTION_DEAL, symbol=BTC, volume=0.01, type=mt5.ORDER_TYPE_BUY,
-                         magic=777001, comment="BTC1752080400b-1", type_filling=mt5.ORDER_FILLING_FOK)
-    assert isinstance(core.handle_request("executor", OrderSendRequest(ts=0, request=order)), OrderSendReply)
-    lines = [line.split() for line in (tmp_path / LatencyProbe.FILE_NAME).read_text().splitlines()]
-    assert m1 and [(kind, a, int(b)) for kind, a, b, _ in lines[:-1]] == [("bar", b.symbol, b.time) for b in m1]
-    assert lines[-1][:2] == ["order", "BTC1752080400b-1"] and float(lines[-1][2]) >= float(lines[0][3])
+    stamps = install_from_environment("gateway_mt5")
+    assert stamps is not None
+    try:
+        clock = FakeClock()
+        core = GatewayCore(make_broker(CONFIG, clock), CONFIG.system.gateway, clock)
+        assert core.connect()
+        clock.advance(1.0)
+        published = [m for _, m in core.poll() if isinstance(m, Bar)]
+        for message in published:
+            encode(message)  # what Publisher.publish does
+        order = TradeRequest(action=mt5.TRADE_ACTION_DEAL, symbol=BTC, volume=0.01, type=mt5.ORDER_TYPE_BUY,
+                             magic=777001, comment="BTC1752080400b-1", type_filling=mt5.ORDER_FILLING_FOK)
+        decode(encode(OrderSendRequest(ts=0, request=order)))
+        encode(core.heartbeat()[1])  # off the order path: no line
+    finally:
+        codec.observe(None)
+        stamps.close()
+    lines = [line.split() for line in (tmp_path / "stamps-gateway_mt5.txt").read_text().splitlines()]
+    m1 = [b for b in published if b.timeframe == "M1"]
+    assert m1 and len(published) >= len(m1)
+    assert [tuple(line[:3]) for line in lines] == [
+        *(("send", "Bar", bar_tag(b.symbol, b.time)) for b in m1),
+        ("send", "OrderSendRequest", "BTC1752080400"), ("recv", "OrderSendRequest", "BTC1752080400")]
+    times = [float(line[3]) for line in lines]
+    assert times == sorted(times)
+
+
+def test_a_plan_id_is_the_bar_tag_and_the_side() -> None:
+    core = strategy(BTC)
+    core.signal_every_bar = True
+    signal = feed(core, [bar(BTC, n, 115_000.0 + n, span=5.0) for n in range(200)])[-1]
+    assert plan_id_for(signal) == bar_tag(signal.symbol, signal.bar_time) + signal.side[0]
+    assert tag_of(signal) == bar_tag(signal.symbol, signal.bar_time)
