@@ -101,8 +101,14 @@ def columns(output: str, prefix: str, count: int) -> list[str]:
 
 
 def peer_rows(outputs: dict[str, str]) -> list[str]:
-    """Analysis cost vs TA-Lib/pandas (bench_strategy) and backtest throughput (bench_backtest), if they ran."""
+    """The services' own work on an order's path (bench_hot_path), analysis cost vs TA-Lib/pandas (bench_strategy)
+    and backtest throughput (bench_backtest), if they ran."""
     rows = []
+    hot = next((line for line in outputs.get("bench_hot_path.py", "").splitlines() if line.startswith("sum of")), "")
+    if hot:
+        work, _, rest = hot.removeprefix("sum of the p50s: ").partition("; ")
+        rows.append(f"| the services' own work on an order's path, in one process, warm (strategy + risk + executor, "
+                    f"p50s; bench_hot_path.py) | {work} | | {rest} |")
     strategy = outputs.get("bench_strategy.py", "")
     ours = columns(strategy, "a) full step", 5)  # bars, p50, p99, mean, p50 / ours
     talib = columns(strategy, "b) TA-Lib 500-bar window, M1+M5+M15", 5)
