@@ -5,15 +5,16 @@ API), started exactly as an operator starts it (``python main.py --config ...``)
 switches in the environment (both off in production):
 
 - ``PORTFOLIO_BENCH_SIGNAL_EVERY_BAR=1``: every analysed closed M1 bar is a signal (shared strategy engine).
-- ``PORTFOLIO_BENCH_DIR=<dir>``: the gateway appends the perf_counter time of each closed M1 bar it
-  publishes and of each order_send it receives to ``gateway_latency.txt`` (``LatencyProbe``).
+- ``PORTFOLIO_BENCH_DIR=<dir>``: every service stamps each message of a bar's order path it sends or
+  receives (``shared/stamps.py``: ``stamps-<service>.txt``, perf_counter, tagged with the bar).
 
 The symbol files get the risk settings that let every signal through (``BENCH_OVERRIDES``: no cooldown,
 one leg per plan, limits and breakers wide open), so each bar gives one order_send whose leg id names the
 bar. Figures:
 
 1. Pipeline latency: gateway publishes the bar -> the executor's order_send for it reaches the gateway,
-   both stamps taken in the gateway process (one clock). p50 / p99 / max over ``--signals`` signals.
+   both stamps taken in the gateway process. p50 / p99 / max over ``--signals`` signals, the first and the
+   second order of a bar apart, and the p50 of each stage between (the other services' stamps).
    Then the floor, ``bare_chain.run`` at the same message rate on the same transport (ipc).
 2. Memory: resident size of each service (``/proc/<pid>/status`` VmRSS) at the 10th and the 60th replayed
    minute, and at the end of the run.
