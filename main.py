@@ -21,7 +21,14 @@ from pathlib import Path
 from secrets import token_urlsafe
 
 from services.gateway_mt5.runner import GATEWAY_AUTOSTART_VARIABLE, check_backend
-from shared.config import CONFIG_EXIT_STATUS, ConfigError, LoadedConfig, curve_keys, load_config
+from shared.config import (
+    CONFIG_EXIT_STATUS,
+    ConfigError,
+    LoadedConfig,
+    curve_keys,
+    inert_key_notices,
+    load_config,
+)
 from shared.secrets import Secrets, load_secrets
 
 ROOT = Path(__file__).resolve().parent
@@ -142,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:  # returns only on error or a ba
             parser.error(f"unknown command {args.command[0]!r}; use 'ctl ARGS...'")
         ctl = [_bin("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args.command[1:]]
         os.execv(ctl[0], ctl)
+    for notice in inert_key_notices(load_config(args.config)):  # validated above; the keys that do nothing
+        print(notice)
     gateway_here = env[GATEWAY_AUTOSTART_VARIABLE] == "true"
     if env["PORTFOLIO_BACKEND"] == "sim" and gateway_here:
         fresh_simulated_account(Path(env["PORTFOLIO_STATE"]))

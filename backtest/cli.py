@@ -24,7 +24,7 @@ from backtest.inputs import FAULTS_HELP, BacktestSetup, InputError, build_setup,
 from backtest.progress import ProgressBar
 from backtest.report import format_summary, iso, summarise, write_report
 from services.gateway_mt5.sim.history import HistoryError
-from shared.config import CONFIG_EXIT_STATUS, ConfigError
+from shared.config import CONFIG_EXIT_STATUS, ConfigError, inert_key_notices
 
 ROOT = Path(__file__).resolve().parent.parent
 TMPFS = Path("/dev/shm")  # the journal commits with fsync: on tmpfs that costs nothing
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, HistoryError, ConfigError) as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return CONFIG_EXIT_STATUS
+    for notice in inert_key_notices(setup.config):
+        print(notice, file=sys.stderr)  # a backtest that varies such a key would otherwise look like a result
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     handler = _setup_logging(out, args.log_level)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from shared.curve import CurveError, CurveKeys, admitted_clients, load_public_key, secures
-from shared.symbol_config import SymbolConfig
+from shared.symbol_config import SymbolConfig, inert_keys_set
 
 CONFIG_EXIT_STATUS = 2
 T = TypeVar("T", bound=BaseModel)
@@ -370,6 +370,17 @@ def load_config(path: Path) -> LoadedConfig:
             )
         symbols[symbol] = symbol_config
     return LoadedConfig(path=path, system=system, symbols=symbols)
+
+
+def inert_key_notices(config: LoadedConfig) -> list[str]:
+    """One line per symbol file that spells out keys with no effect in this version (``INERT_KEYS``)."""
+    notices = []
+    for symbol, symbol_config in config.symbols.items():
+        keys = inert_keys_set(symbol_config)
+        if keys:
+            notices.append(f"Note: {config.path.parent / config.system.symbols[symbol]} sets {len(keys)} keys that "
+                           f"have no effect in this version (marked 'no effect yet' there): {', '.join(keys)}")
+    return notices
 
 
 _KEYS_FIX = "Fix: create or copy the keys as docs/SECURITY.md says (deploy/curve_keys.py)"

@@ -286,3 +286,30 @@ class SymbolConfig(Table):
         if self.signal.ultra_confidence_min < self.signal.min_confidence_signal:
             raise ValueError("signal.ultra_confidence_min must be >= signal.min_confidence_signal")
         return self
+
+
+# Keys of the old config_*.py that are read and validated but change nothing in this version: no code reads
+# them. The shipped files mark each one "no effect yet", and main.py (and the backtest) name the ones a file
+# spells out at every start, so that no owner believes a per-trade risk cap, a break-even move or a trailing
+# stop is at work. tests/unit/shared/test_inert_keys.py keeps this list equal to the keys no code reads. Keys
+# that can hold only one value (tf_primary = "M1", multi_order_sl_tighten_pct = 0) cannot mislead; not listed.
+INERT_KEYS: dict[str, tuple[str, ...]] = {
+    "risk": ("enforce_drawdown_limits", "max_risk_per_trade"),
+    "signal": ("conf_min", "conf_min_low", "conf_min_high", "strong_conf_min"),
+    "indicators": ("adx_impulse_hi", "min_bar_age_sec"),
+    "sltp": ("tp_atr_mult_trend", "tp_atr_mult_range", "tp_rr_cap", "min_rr", "sltp_tp_floor_mult", "be_trigger_R",
+             "be_lock_spread_mult", "trail_atr_mult", "trail_on_entry"),
+    "limits": ("analysis_cooldown_sec", "overnight_block_hours"),
+    "execution": ("slippage_limit_ticks", "slippage_backoff"),
+    "market": ("market_min_bar_age_sec", "market_max_bar_age_mult", "market_validate_interval_sec",
+               "tick_stale_threshold_sec"),
+}
+
+
+def inert_keys_set(config: SymbolConfig) -> list[str]:
+    """``table.key`` of each inert key (``INERT_KEYS``) the file spells out; a key left out misleads no one."""
+    found = []
+    for table, keys in INERT_KEYS.items():
+        section: Table = getattr(config, table)
+        found += [f"{table}.{key}" for key in keys if key in section.model_fields_set]
+    return found

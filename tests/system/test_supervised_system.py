@@ -28,6 +28,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from shared import topics
 from shared.bus import Pusher, Requester, Subscriber
 from shared.codec import encode
+from shared.config import load_config
 from shared.messages import (
     AccountReply,
     AccountRequest,
@@ -44,6 +45,7 @@ from shared.messages import (
     SignalRejected,
     new_id,
 )
+from shared.symbol_config import inert_keys_set
 from tests.fakes.telegram_api import FakeTelegramServer
 from tests.hostile import OVERSIZE, every_mutation, hostile_multipart, samples
 from tests.support import wait_for
@@ -176,6 +178,17 @@ def test_an_order_is_filled_and_the_owner_is_told(system: RunningSystem, ctx: zm
     message = system.telegram.wait_for_message(
         lambda m: m.chat_id == ADMIN_ID and fill.leg_id in (m.text or ""), timeout=30)
     assert fill.symbol in (message.text or "")
+
+
+def test_the_operator_is_told_which_configured_keys_do_nothing(system: RunningSystem) -> None:
+    console = (system.root / "main.console").read_text()
+    config = load_config(system.config)
+    for symbol, symbol_config in config.symbols.items():
+        keys = inert_keys_set(symbol_config)
+        assert keys, f"the shipped {symbol} file spells out every key, the inert ones too"
+        assert f"{system.config.parent / config.system.symbols[symbol]} sets {len(keys)} keys that have no effect" \
+            in console
+        assert ", ".join(keys) in console
 
 
 def test_every_service_writes_its_own_log(system: RunningSystem) -> None:

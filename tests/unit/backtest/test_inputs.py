@@ -96,3 +96,13 @@ def test_faults_from_the_command_line_and_from_a_file(tmp_path: Path, configs: P
     toml.write_text("[faults]\nrequote = 0.9\ntimeout = 0.5\n")
     with pytest.raises(InputError, match=re.escape("sum to 1.4 > 1")):
         build_setup(configs, ["BTCUSDm"], tmp_path / "data", faults=str(toml))
+
+
+def test_the_run_names_the_keys_of_its_symbols_that_have_no_effect(
+    tmp_path: Path, configs: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_m1(tmp_path / "data" / "BTCUSDm.csv", bars(400))
+    assert run(tmp_path, "--from", "2025-07-15T05:00") == 0
+    err = capsys.readouterr().err
+    assert "btc.toml sets 25 keys that have no effect" in err and "sltp.trail_atr_mult" in err
+    assert "xau.toml" not in err  # only the symbols backtested
