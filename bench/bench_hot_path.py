@@ -44,7 +44,7 @@ from bench_pipeline import BENCH_OVERRIDES, override_toml  # noqa: E402
 
 from backtest.engine import Pipeline  # noqa: E402
 from backtest.inputs import build_setup  # noqa: E402
-from backtest.nodes import EXECUTOR_IDENTITY, PLAN_TOPIC, RISK_IDENTITY  # noqa: E402
+from backtest.nodes import EXECUTOR_IDENTITY, RISK_IDENTITY  # noqa: E402
 from shared.codec import decode, encode  # noqa: E402
 from shared.messages import Bar, Message, OrderPlan, Signal  # noqa: E402
 
@@ -97,12 +97,7 @@ def timed_path(pipeline: Pipeline) -> dict[str, list[float]]:
             encode(plan)
         if plans:
             times[STAGES[1]].append((clock() - started) * 1e6)
-        for out in outgoing:
-            if out.channel == "executor":
-                bus.push(EXECUTOR_IDENTITY, out.message)
-                bus.observe(PLAN_TOPIC, out.message)
-            else:
-                bus.publish(out.topic, out.message)
+        risk._route(outgoing)  # what RiskNode.take does after the core
     risk.take = take_signal  # type: ignore[method-assign]
 
     def take_plan(message: Message) -> None:
@@ -125,6 +120,12 @@ def timed_path(pipeline: Pipeline) -> dict[str, list[float]]:
     return times
 
 
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """(p50, p99) as bare_chain.describe takes them."""
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=6000, help="bar times replayed")
@@ -145,15 +146,13 @@ def main() -> None:
             pipeline.close()
     floor = bare_chain.describe(bare_chain.run(400, FLOOR_RATE, "ipc"))
     print(f"{'stage (in-process, codec both ends)':48s} {'n':>6s} {'p50 us':>8s} {'p99 us':>8s}")
-    total = 0.0
-    for stage in STAGES:
-        values = sorted(times[stage])
-        p50 = statistics.median(values)
-        total += p50
-        print(f"{stage:48s} {len(values):6d} {p50:8.1f} {values[int(len(values) * 0.99) - 1]:8.1f}")
-    values = sorted(times[ROUND_TRIP])
-    print(f"{ROUND_TRIP:48s} {len(values):6d} {statistics.median(values):8.1f} "
-          f"{values[int(len(values) * 0.99) - 1]:8.1f}   (the sim without its state file)")
+    for stage in (*STAGES, ROUND_TRIP):
+        if not times[stage]:
+            raise SystemExit(f"no order reached {stage!r} in {args.steps} steps: replay more (--steps)")
+        p50, p99 = percentiles(times[stage])
+        note = "   (the sim without its state file)" if stage == ROUND_TRIP else ""
+        print(f"{stage:48s} {len(times[stage]):6d} {p50:8.1f} {p99:8.1f}{note}")
+    total = sum(percentiles(times[stage])[0] for stage in STAGES)
     margin = floor["p50_ms"] * 1000 * 0.5
     print(f"sum of the p50s: {total:.0f} us; the bare chain (ipc, {FLOOR_RATE:.0f} msg/s): "
           f"p50 {floor['p50_ms'] * 1000:.0f} us, "

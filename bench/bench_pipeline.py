@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bare_chain  # noqa: E402
 
-from shared.stamps import BENCH_DIR_VARIABLE, FILE_PATTERN  # noqa: E402
+from shared.stamps import BENCH_DIR_VARIABLE, FILE_PATTERN, bar_time_of  # noqa: E402
 from shared.strategy.runner import EVERY_BAR_VARIABLE, FIRST_ANALYSIS_MARKER  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegramServer  # noqa: E402
 
@@ -65,8 +65,7 @@ BENCH_OVERRIDES: dict[str, dict[str, str]] = {
              "daily_loss_b_pct": "0.9", "daily_loss_c_pct": "0.95", "max_daily_loss_pct": "0.95"},
     "signal": {"min_confidence_signal": "0.01", "ultra_confidence_min": "0.01", "net_norm_signal_threshold": "0.0"},
     "multi_order": {"multi_order_max_orders": "1"},
-    "limits": {"max_trades_per_hour": "0", "cooldown_seconds": "0.0", "analysis_cooldown_sec": "0.0",
-               "overnight_block_hours": "0.0"},
+    "limits": {"max_trades_per_hour": "0", "cooldown_seconds": "0.0"},
     "execution": {"spread_cb_pct": "0.1", "exec_max_spread_points": "1000000.0", "rtt_cb_ms": "0",
                   "latency_rtt_ms_limit": "0", "exec_max_reject_rate": "1.0", "exec_max_p95_latency_ms": "1000000.0",
                   "exec_max_p95_slippage_points": "1000000.0", "exec_max_ewma_slippage_points": "1000000.0"},
@@ -144,7 +143,7 @@ class Probe:
         self.first_order_at: float | None = None
         self.last_order_at = 0.0
         self.seen: set[str] = set()
-        self.by_bar_time: dict[str, list[float]] = {}  # bar time -> latencies of its orders, in arrival order
+        self.by_bar_time: dict[int, list[float]] = {}  # bar time -> latencies of its orders, in arrival order
 
     def read(self) -> None:
         if not self.path.exists():
@@ -158,14 +157,14 @@ class Probe:
             kind, kind_of, tag, at = line.split()
             if (kind, kind_of) == ("send", "Bar"):
                 self.bars[tag] = float(at)
-                self.first_bar_time = self.first_bar_time or int(tag[3:])
-                self.last_bar_time = max(self.last_bar_time, int(tag[3:]))
+                self.first_bar_time = self.first_bar_time or bar_time_of(tag)
+                self.last_bar_time = max(self.last_bar_time, bar_time_of(tag))
             elif (kind, kind_of) == ("recv", "OrderSendRequest"):
                 if tag in self.seen or tag not in self.bars:
                     continue  # a resend of the bar's order, or not one of ours
                 self.seen.add(tag)
                 self.latencies.append((float(at) - self.bars[tag]) * 1000)
-                self.by_bar_time.setdefault(tag[3:], []).append(self.latencies[-1])
+                self.by_bar_time.setdefault(bar_time_of(tag), []).append(self.latencies[-1])
                 self.first_order_at = self.first_order_at or float(at)
                 self.last_order_at = float(at)
 
@@ -204,9 +203,9 @@ def stages(bench_dir: Path, orders: int) -> dict[str, dict[str, list[float]]]:
             stamps.setdefault(tag, {}).setdefault((service, kind, kind_of), float(at))  # the first of resends
     chains = {tag: [found[step] for step in PATH] for tag, found in stamps.items() if all(s in found for s in PATH)}
     chosen = sorted(chains.items(), key=lambda item: item[1][-1])[:orders]
-    by_bar_time: dict[str, list[list[float]]] = {}
+    by_bar_time: dict[int, list[list[float]]] = {}
     for tag, chain in chosen:
-        by_bar_time.setdefault(tag[3:], []).append(chain)
+        by_bar_time.setdefault(bar_time_of(tag), []).append(chain)
     out: dict[str, dict[str, list[float]]] = {"first": {}, "second": {}}
     for chains_of_bar in by_bar_time.values():
         for label, chain in zip(("first", "second"), sorted(chains_of_bar, key=lambda c: c[-1]), strict=False):

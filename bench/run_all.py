@@ -106,7 +106,7 @@ def peer_rows(outputs: dict[str, str]) -> list[str]:
     rows = []
     hot = next((line for line in outputs.get("bench_hot_path.py", "").splitlines() if line.startswith("sum of")), "")
     if hot:
-        work, _, rest = hot.removeprefix("sum of the p50s: ").partition("; ")
+        work, _, rest = hot.replace(" us", " µs").removeprefix("sum of the p50s: ").partition("; ")
         rows.append(f"| the services' own work on an order's path, in one process, warm (strategy + risk + executor, "
                     f"p50s; bench_hot_path.py) | {work} | | {rest} |")
     strategy = outputs.get("bench_strategy.py", "")

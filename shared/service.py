@@ -135,7 +135,9 @@ class EventLoop:
             now = self.clock.monotonic()
             wait = min((t.due - now for t in self._timers), default=1.0)
             # Round up: poll takes whole milliseconds, and a wait rounded down to 0 would spin on the
-            # CPU for the last millisecond before every timer (stealing a core from the pipeline).
+            # CPU for the last millisecond before every timer (stealing a core from the pipeline). The
+            # price: a timer fires up to about 1 ms late (the gateway's broker poll among them, so a bar
+            # may be seen up to 1 ms later); a due or overdue timer still gets poll(0).
             timeout_ms = max(0, math.ceil(min(wait, 0.5) * 1000))
             try:
                 ready = dict(self._poller.poll(timeout_ms))
@@ -204,8 +206,9 @@ def run_service(
     logger.info("starting (pid %d, config %s, backend %s, CURVE on tcp %s)", os.getpid(), config.path,
                 config.system.broker.backend, f"as {curve.name!r}" if curve is not None else "off")
     use_curve(curve)
-    stamps = install_from_environment(service)  # benchmarks only: off unless PORTFOLIO_BENCH_DIR is set
+    stamps = None
     try:
+        stamps = install_from_environment(service)  # benchmarks only: off unless PORTFOLIO_BENCH_DIR is set
         serve(config, secrets, args)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)

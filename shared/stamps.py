@@ -10,14 +10,18 @@ or decodes::
 different services compare directly. The tag names the bar a message descends from (``bar_tag``: the
 prefix of plan ids and leg ids), so the bench follows one bar from its publication by the gateway
 (encode) to its signal, its plan and its order_send decoded by the gateway, hop by hop. A send is stamped
-before the message is serialised and a receive after it is validated, so a service's "work" includes its
-own encode and decode. Cost when on: about 3 µs a line (one line-buffered write); when off, one ``None``
-test per encode and decode (``shared/codec.py``).
+before the message is serialised and a receive after it is validated, so a service's "work" between its
+receive and its send excludes its codec, and each hop carries both ends' codec (msgpack and pydantic) as
+well as the transport. Cost when on: about 3 µs a line (one line-buffered write); when off, one ``None``
+test per encode and decode (``shared/codec.py``). A stamp that cannot be written (a full disk) stops the
+stamping, never the service.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import TextIO
@@ -25,8 +29,11 @@ from typing import TextIO
 from shared import codec
 from shared.messages import Bar, Message, OrderPlan, OrderSendRequest, Signal, bar_tag
 
+log = logging.getLogger(__name__)
+
 BENCH_DIR_VARIABLE = "PORTFOLIO_BENCH_DIR"
 FILE_PATTERN = "stamps-{service}.txt"
+LEG_ID = re.compile(r"^([A-Za-z0-9]{1,3}\d+)[bs]-\d+$")  # "XAU1752080400b-1": bar tag, side, leg number
 
 
 def tag_of(message: Message) -> str | None:
@@ -37,9 +44,15 @@ def tag_of(message: Message) -> str | None:
         return bar_tag(message.symbol, message.bar_time)
     if isinstance(message, OrderPlan):
         return message.plan_id[:-1]  # plan id = bar tag + side letter (services/risk/core.py plan_id_for)
-    if isinstance(message, OrderSendRequest):
-        return message.request.comment.rsplit("-", 1)[0][:-1]  # leg id = plan id + "-" + leg number
+    if isinstance(message, OrderSendRequest):  # an entry's comment is its leg id; a close has another comment
+        leg = LEG_ID.match(message.request.comment)
+        return leg.group(1) if leg else None
     return None
+
+
+def bar_time_of(tag: str) -> int:
+    """The bar's open time in a tag ("XAU1752080400" -> 1752080400)."""
+    return int(re.sub(r"^[A-Za-z]*", "", tag))
 
 
 class StampFile:
@@ -52,8 +65,13 @@ class StampFile:
     def stamp(self, kind: str, message: Message) -> None:
         at = time.perf_counter()  # first: the time of the send or the receive, not of this bookkeeping
         tag = tag_of(message)
-        if tag is not None:
+        if tag is None:
+            return
+        try:
             self._out.write(f"{kind} {type(message).__name__} {tag} {at:.6f}\n")
+        except OSError as exc:  # the bench loses its figures; the service must not lose a message
+            log.warning("stamps: cannot write %s (%s); stamping stops", self.path, exc)
+            codec.observe(None)
 
     def close(self) -> None:
         self._out.close()

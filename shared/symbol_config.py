@@ -294,7 +294,7 @@ class SymbolConfig(Table):
 # stop is at work. tests/unit/shared/test_inert_keys.py keeps this list equal to the keys no code reads. Keys
 # that can hold only one value (tf_primary = "M1", multi_order_sl_tighten_pct = 0) cannot mislead; not listed.
 INERT_KEYS: dict[str, tuple[str, ...]] = {
-    "risk": ("enforce_drawdown_limits", "max_risk_per_trade"),
+    "risk": ("max_drawdown", "enforce_drawdown_limits", "max_risk_per_trade"),
     "signal": ("conf_min", "conf_min_low", "conf_min_high", "strong_conf_min"),
     "indicators": ("adx_impulse_hi", "min_bar_age_sec"),
     "sltp": ("tp_atr_mult_trend", "tp_atr_mult_range", "tp_rr_cap", "min_rr", "sltp_tp_floor_mult", "be_trigger_R",

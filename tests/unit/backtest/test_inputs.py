@@ -104,5 +104,5 @@ def test_the_run_names_the_keys_of_its_symbols_that_have_no_effect(
     write_m1(tmp_path / "data" / "BTCUSDm.csv", bars(400))
     assert run(tmp_path, "--from", "2025-07-15T05:00") == 0
     err = capsys.readouterr().err
-    assert "btc.toml sets 25 keys that have no effect" in err and "sltp.trail_atr_mult" in err
+    assert "btc.toml sets 26 keys that have no effect" in err and "sltp.trail_atr_mult" in err
     assert "xau.toml" not in err  # only the symbols backtested

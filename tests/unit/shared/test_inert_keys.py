@@ -18,20 +18,24 @@ from shared.symbol_config import INERT_KEYS, SymbolConfig, Table, inert_keys_set
 
 ROOT = Path(__file__).resolve().parents[3]
 CODE_DIRS = ("services", "shared", "backtest")
+# A key counts as read where code reads an attribute of its name (``.max_positions``), except in the files named
+# here for it, where an attribute of the same name is something else (the backtest report's own drawdown).
+NAME_CLASHES = {"max_drawdown": ("backtest/report.py",)}
 # Keys that can hold one value only: they cannot mislead, so they are not declared inert.
 SINGLE_VALUED = {"symbol": ("tf_primary", "tf_confirm", "tf_long"), "multi_order": ("multi_order_sl_tighten_pct",)}
 TABLES: dict[str, type[Table]] = {name: field.annotation for name, field in SymbolConfig.model_fields.items()}  # type: ignore[misc]
 
 
 @cache
-def code() -> str:
-    """Every module that could read a config key, except the one that declares them."""
+def code() -> dict[str, str]:
+    """Every module that could read a config key (path from the root -> text), but the one declaring them."""
     files = [p for d in CODE_DIRS for p in (ROOT / d).rglob("*.py") if p.name != "symbol_config.py"]
-    return "\n".join(p.read_text() for p in [*files, ROOT / "main.py"])
+    return {str(p.relative_to(ROOT)): p.read_text() for p in [*files, ROOT / "main.py"]}
 
 
 def read_by_code(key: str) -> bool:
-    return re.search(rf"\b{re.escape(key)}\b", code()) is not None
+    attribute = re.compile(rf"\.{re.escape(key)}\b")
+    return any(attribute.search(text) for path, text in code().items() if path not in NAME_CLASHES.get(key, ()))
 
 
 def test_the_declared_tables_and_keys_exist() -> None:
