@@ -54,12 +54,11 @@ def owner_only_directory(key: str, path: Path) -> None:
                           f"({exc.strerror}); run as the user that owns it, or choose another path") from exc
 
 
-def _environment(config_path: Path, credentials: Secrets, headless: bool, engine_only: bool, *,
+def _environment(config: LoadedConfig, credentials: Secrets, headless: bool, engine_only: bool, *,
                  control_only: bool = False) -> dict[str, str]:
-    """Validate everything, then build the variables deploy/supervisord.conf expands. ``control_only`` (for
-    ``main.py ctl``): the config is checked but not the backend and the keys, so that a running system can
-    always be stopped, also while a key is being replaced."""
-    config = load_config(config_path)
+    """Validate the rest (the config itself is loaded and checked), then build the variables
+    deploy/supervisord.conf expands. ``control_only`` (for ``main.py ctl``): neither the backend nor the keys
+    are checked, so that a running system can always be stopped, also while a key is being replaced."""
     services = local_services(config)
     if not control_only:
         if "gateway_mt5" in services:  # the broker is reached (and its secrets needed) only where it runs
@@ -135,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:  # returns only on error or a ba
     try:
         credentials = load_secrets()
         no_bot = credentials.BOT_TOKEN is None or credentials.ADMIN_ID is None
-        env = _environment(args.config, credentials, headless or no_bot, args.engine_only,
+        config = load_config(args.config)
+        env = _environment(config, credentials, headless or no_bot, args.engine_only,
                            control_only=args.command[:1] == ["ctl"])
     except (ConfigError, ValueError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -149,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:  # returns only on error or a ba
             parser.error(f"unknown command {args.command[0]!r}; use 'ctl ARGS...'")
         ctl = [_bin("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args.command[1:]]
         os.execv(ctl[0], ctl)
-    for notice in inert_key_notices(load_config(args.config)):  # validated above; the keys that do nothing
+    for notice in inert_key_notices(config):  # the keys the files set that do nothing
         print(notice)
-    gateway_here = env[GATEWAY_AUTOSTART_VARIABLE] == "true"
+    gateway_here = config.system.deploy.gateway_here
     if env["PORTFOLIO_BACKEND"] == "sim" and gateway_here:
         fresh_simulated_account(Path(env["PORTFOLIO_STATE"]))
-    starting = [s for s in SERVICES if (s != "telegram" or not headless) and (s != "gateway_mt5" or gateway_here)]
+    starting = [s for s in local_services(config) if s != "telegram" or not headless]
     print(f"Starting {', '.join(starting)} under supervisord"
           f"{'' if gateway_here else ' (the gateway runs on another machine: [deploy] gateway_here = false)'}.")
     print(f"Logs: {env['PORTFOLIO_LOGS']}/<service>.log (one per service), "

@@ -149,8 +149,9 @@ def deploy(text: str, *, gateway_here: bool) -> str:
 
 def test_main_starts_the_five_others_when_the_gateway_runs_on_another_machine(tmp_path: Path) -> None:
     config = remote_gateway(tmp_path)
-    assert main.local_services(load_config(config)) == tuple(s for s in main.SERVICES if s != "gateway_mt5")
-    env = main._environment(config, Secrets(), headless=True, engine_only=False)  # no gateway key: no error
+    loaded = load_config(config)
+    assert main.local_services(loaded) == tuple(s for s in main.SERVICES if s != "gateway_mt5")
+    env = main._environment(loaded, Secrets(), headless=True, engine_only=False)  # no gateway key: no error
     assert env["PORTFOLIO_GATEWAY_AUTOSTART"] == "false"
 
 
@@ -158,7 +159,7 @@ def test_the_gateway_s_key_is_required_when_it_runs_here(tmp_path: Path) -> None
     config = remote_gateway(tmp_path)
     config.write_text(deploy(config.read_text(), gateway_here=True))
     with pytest.raises(ConfigError, match=r"gateway_mt5\.key_secret"):
-        main._environment(config, Secrets(), headless=True, engine_only=False)
+        main._environment(load_config(config), Secrets(), headless=True, engine_only=False)
 
 
 def test_a_remote_gateway_needs_its_endpoints_on_tcp(tmp_path: Path) -> None:
@@ -174,7 +175,7 @@ def test_run_and_state_are_made_owner_only(tmp_path: Path) -> None:
     config = project(tmp_path, ON)
     (tmp_path / "run").mkdir(mode=0o755)  # an older install's run/, open to others: closed on the next start
     os.chmod(tmp_path / "run", 0o755)
-    main._environment(config, Secrets(), headless=True, engine_only=False)
+    main._environment(load_config(config), Secrets(), headless=True, engine_only=False)
     for name in ("run", "state"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o700, name
 
@@ -184,7 +185,7 @@ def test_main_ctl_works_while_a_key_is_missing(tmp_path: Path) -> None:
     system can always be stopped, also while a secret key is being replaced."""
     config = remote_gateway(tmp_path)
     config.write_text(deploy(config.read_text(), gateway_here=True))  # the gateway's key is missing here
-    env = main._environment(config, Secrets(), headless=True, engine_only=False, control_only=True)
+    env = main._environment(load_config(config), Secrets(), headless=True, engine_only=False, control_only=True)
     assert env["PORTFOLIO_GATEWAY_AUTOSTART"] == "true"
 
 
@@ -194,7 +195,7 @@ def test_a_directory_that_cannot_be_made_owner_only_is_one_line(tmp_path: Path) 
     config.write_text(config.read_text().replace(f'run_dir = "{tmp_path / "run"}"',
                                                  f'run_dir = "{tmp_path / "blocker" / "run"}"'))
     with pytest.raises(ConfigError) as refused:
-        main._environment(config, Secrets(), headless=True, engine_only=False)
+        main._environment(load_config(config), Secrets(), headless=True, engine_only=False)
     assert "paths.run_dir" in str(refused.value) and "\n" not in str(refused.value)
 
 
