@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 # After the path set-up, so the script runs from anywhere.
 import bare_chain  # noqa: E402
-from bench_pipeline import BENCH_OVERRIDES, override_toml  # noqa: E402
+from bench_pipeline import bench_configs  # noqa: E402
 
 from backtest.engine import Pipeline  # noqa: E402
 from backtest.inputs import build_setup  # noqa: E402
@@ -54,17 +52,8 @@ STAGES = ("strategy: bar in, signal out", "risk: signal in, plan out", "executor
 ROUND_TRIP = "order_send served, reply taken by the executor"  # what the second order of a bar waits for
 
 
-def bench_config(directory: Path) -> Path:
-    """configs/ copied with the pipeline benchmark's symbol settings."""
-    configs = directory / "configs"
-    shutil.copytree(ROOT / "configs", configs)
-    for name in ("xau.toml", "btc.toml"):
-        (configs / name).write_text(override_toml((configs / name).read_text(), BENCH_OVERRIDES))
-    return configs / "system.toml"
-
-
 def timed_path(pipeline: Pipeline) -> dict[str, list[float]]:
-    """Replace each node's ``take`` with the same work timed (µs), counting only calls on an order's path."""
+    """Replace each node's ``take`` with the same work timed (ms), counting only calls on an order's path."""
     times: dict[str, list[float]] = {stage: [] for stage in (*STAGES, ROUND_TRIP)}
     bus, clock = pipeline.bus, time.perf_counter
 
@@ -78,7 +67,7 @@ def timed_path(pipeline: Pipeline) -> dict[str, list[float]]:
             for signal in signals:
                 encode(signal)
             if signals and isinstance(message, Bar):
-                times[STAGES[0]].append((clock() - started) * 1e6)
+                times[STAGES[0]].append((clock() - started) * 1e3)
             for signal in signals:
                 bus.push(RISK_IDENTITY, signal)
         node.take = take_bar  # type: ignore[method-assign]
@@ -96,7 +85,7 @@ def timed_path(pipeline: Pipeline) -> dict[str, list[float]]:
         for plan in plans:
             encode(plan)
         if plans:
-            times[STAGES[1]].append((clock() - started) * 1e6)
+            times[STAGES[1]].append((clock() - started) * 1e3)
         risk._route(outgoing)  # what RiskNode.take does after the core
     risk.take = take_signal  # type: ignore[method-assign]
 
@@ -108,22 +97,16 @@ def timed_path(pipeline: Pipeline) -> dict[str, list[float]]:
         request = executor.core.next_request()
         if request is not None:
             encode(request)
-            times[STAGES[2]].append((clock() - started) * 1e6)
+            times[STAGES[2]].append((clock() - started) * 1e3)
         executor._route(reports)
         while (request := executor.core.next_request()) is not None:
             started = clock()
             reply = wire(pipeline.gateway.request(EXECUTOR_IDENTITY, wire(request)))
             reports = executor.core.on_reply(reply)  # type: ignore[arg-type]
-            times[ROUND_TRIP].append((clock() - started) * 1e6)
+            times[ROUND_TRIP].append((clock() - started) * 1e3)
             executor._route(reports)
     executor.take = take_plan  # type: ignore[method-assign]
     return times
-
-
-def percentiles(values: list[float]) -> tuple[float, float]:
-    """(p50, p99) as bare_chain.describe takes them."""
-    ordered = sorted(values)
-    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.99) - 1)]
 
 
 def main() -> None:
@@ -132,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)  # the replay's refusals and regime changes are not the figures
     with tempfile.TemporaryDirectory(prefix="bench-hot-") as scratch:
-        setup = build_setup(bench_config(Path(scratch)), SYMBOLS, ROOT / "data")
+        setup = build_setup(bench_configs(Path(scratch)), SYMBOLS, ROOT / "data")
         pipeline = Pipeline(setup, Path(scratch) / "state")
         for node in pipeline.strategies:
             node.core.signal_every_bar = True
@@ -146,13 +129,15 @@ def main() -> None:
             pipeline.close()
     floor = bare_chain.describe(bare_chain.run(400, FLOOR_RATE, "ipc"))
     print(f"{'stage (in-process, codec both ends)':48s} {'n':>6s} {'p50 us':>8s} {'p99 us':>8s}")
+    figures = {}  # stage -> bare_chain.describe of its times (ms)
     for stage in (*STAGES, ROUND_TRIP):
         if not times[stage]:
             raise SystemExit(f"no order reached {stage!r} in {args.steps} steps: replay more (--steps)")
-        p50, p99 = percentiles(times[stage])
+        figures[stage] = bare_chain.describe(times[stage])
         note = "   (the sim without its state file)" if stage == ROUND_TRIP else ""
-        print(f"{stage:48s} {len(times[stage]):6d} {p50:8.1f} {p99:8.1f}{note}")
-    total = sum(percentiles(times[stage])[0] for stage in STAGES)
+        print(f"{stage:48s} {len(times[stage]):6d} {figures[stage]['p50_ms'] * 1000:8.1f} "
+              f"{figures[stage]['p99_ms'] * 1000:8.1f}{note}")
+    total = sum(figures[stage]["p50_ms"] for stage in STAGES) * 1000
     margin = floor["p50_ms"] * 1000 * 0.5
     print(f"sum of the p50s: {total:.0f} us; the bare chain (ipc, {FLOOR_RATE:.0f} msg/s): "
           f"p50 {floor['p50_ms'] * 1000:.0f} us, "

@@ -92,6 +92,15 @@ def override_toml(text: str, overrides: dict[str, dict[str, str]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def bench_configs(root: Path) -> Path:
+    """configs/ copied into ``root`` with ``BENCH_OVERRIDES`` in both symbol files; its system.toml."""
+    configs = root / "configs"
+    shutil.copytree(ROOT / "configs", configs)
+    for name in ("xau.toml", "btc.toml"):
+        (configs / name).write_text(override_toml((configs / name).read_text(), BENCH_OVERRIDES))
+    return configs / "system.toml"
+
+
 def system_toml(root: Path, telegram_url: str, speed: float) -> str:
     text = (ROOT / "configs" / "system.toml").read_text()
     for key, value in (("logs_dir", root / "Logs"), ("run_dir", root / "run"), ("state_dir", root / "state"),
@@ -108,8 +117,6 @@ class PipelineResult:
     replayed_minutes: float
     startup_s: dict[str, float]
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)  # "min10" / "min60" / "end" -> service
-    first_ms: list[float] = field(default_factory=list)  # the first order of a bar that gave two
-    second_ms: list[float] = field(default_factory=list)  # ... and the second, behind the first's round trip
     stages_ms: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # see ``stages``
 
 
@@ -143,7 +150,6 @@ class Probe:
         self.first_order_at: float | None = None
         self.last_order_at = 0.0
         self.seen: set[str] = set()
-        self.by_bar_time: dict[int, list[float]] = {}  # bar time -> latencies of its orders, in arrival order
 
     def read(self) -> None:
         if not self.path.exists():
@@ -164,16 +170,8 @@ class Probe:
                     continue  # a resend of the bar's order, or not one of ours
                 self.seen.add(tag)
                 self.latencies.append((float(at) - self.bars[tag]) * 1000)
-                self.by_bar_time.setdefault(bar_time_of(tag), []).append(self.latencies[-1])
                 self.first_order_at = self.first_order_at or float(at)
                 self.last_order_at = float(at)
-
-    def first_and_second(self) -> tuple[list[float], list[float]]:
-        """Latencies of the first and the second order of the bars that gave two (both symbols close their
-        M1 bar together and the executor sends one order at a time, so the second waits for the first's
-        round trip): where the time goes, not a target."""
-        pairs = [orders for orders in self.by_bar_time.values() if len(orders) == 2]
-        return [min(p) for p in pairs], [max(p) for p in pairs]
 
     @property
     def replayed_minutes(self) -> float:
@@ -184,14 +182,17 @@ class Probe:
 PATH = (("gateway_mt5", "send", "Bar"), ("strategy", "recv", "Bar"), ("strategy", "send", "Signal"),
         ("risk", "recv", "Signal"), ("risk", "send", "OrderPlan"), ("executor", "recv", "OrderPlan"),
         ("executor", "send", "OrderSendRequest"), ("gateway_mt5", "recv", "OrderSendRequest"))
+TOTAL = "total"
 STAGES = ("bar: gateway -> strategy", "strategy: analysis, signal", "signal: strategy -> risk",
           "risk: rules, sizing, commit, plan", "plan: risk -> executor", "executor: journal, request",
           "request: executor -> gateway")
 
 
 def stages(bench_dir: Path, orders: int) -> dict[str, dict[str, list[float]]]:
-    """Milliseconds spent in each stage (``STAGES``) by the first and the second order of each bar time,
-    from every service's stamp file (shared/stamps.py); only the first ``orders`` orders the probe counted."""
+    """Milliseconds spent in each stage (``STAGES``) and in all (``TOTAL``) by the first and the second order
+    of the bars that gave two, from every service's stamp file (shared/stamps.py), among the first ``orders``
+    orders. Both symbols close their M1 bar together and the executor sends one order at a time, so the
+    second waits for the first's round trip: where the time goes, not a target."""
     stamps: dict[str, dict[tuple[str, str, str], float]] = {}
     for path in bench_dir.glob("stamps-*.txt"):
         service = path.stem.removeprefix("stamps-")
@@ -208,9 +209,12 @@ def stages(bench_dir: Path, orders: int) -> dict[str, dict[str, list[float]]]:
         by_bar_time.setdefault(bar_time_of(tag), []).append(chain)
     out: dict[str, dict[str, list[float]]] = {"first": {}, "second": {}}
     for chains_of_bar in by_bar_time.values():
-        for label, chain in zip(("first", "second"), sorted(chains_of_bar, key=lambda c: c[-1]), strict=False):
+        if len(chains_of_bar) != 2:
+            continue
+        for label, chain in zip(("first", "second"), sorted(chains_of_bar, key=lambda c: c[-1]), strict=True):
             for name, start, end in zip(STAGES, chain, chain[1:], strict=False):  # 7 stages between 8 stamps
                 out[label].setdefault(name, []).append((end - start) * 1000)
+            out[label].setdefault(TOTAL, []).append((chain[-1] - chain[0]) * 1000)
     return out
 
 
@@ -228,12 +232,9 @@ def pids(root: Path) -> dict[str, int]:
 
 
 def run_pipeline(root: Path, signals: int, speed: float, timeout_s: float) -> PipelineResult:
-    configs = root / "configs"
-    shutil.copytree(ROOT / "configs", configs)
+    configs = bench_configs(root).parent
     telegram = FakeTelegramServer(token=TOKEN).start()
     (configs / "system.toml").write_text(system_toml(root, telegram.base_url, speed))
-    for name in ("xau.toml", "btc.toml"):
-        (configs / name).write_text(override_toml((configs / name).read_text(), BENCH_OVERRIDES))
     bench_dir = root / "bench"
     bench_dir.mkdir()
     env = {**os.environ, "BOT_TOKEN": TOKEN, "ADMIN_ID": str(ADMIN_ID), "PORTFOLIO_ENV_FILE": str(root / "absent.env"),
@@ -263,8 +264,7 @@ def run_pipeline(root: Path, signals: int, speed: float, timeout_s: float) -> Pi
         startup = {name: (at - launched if at is not None else float("nan")) for name, at in started.items()}
         span = probe.last_order_at - (probe.first_order_at or probe.last_order_at)
         rate = (len(probe.latencies) - 1) / span if span > 0 else 0.0
-        first, second = probe.first_and_second()
-        return PipelineResult(probe.latencies[:signals], rate, probe.replayed_minutes, startup, rss, first, second,
+        return PipelineResult(probe.latencies[:signals], rate, probe.replayed_minutes, startup, rss,
                               stages(bench_dir, signals))
     finally:
         subprocess.run([sys.executable, "main.py", "--config", str(configs / "system.toml"), "ctl", "shutdown"],
@@ -279,12 +279,15 @@ def run_pipeline(root: Path, signals: int, speed: float, timeout_s: float) -> Pi
 
 
 def print_stages(stages_ms: dict[str, dict[str, list[float]]]) -> None:
-    first, second = stages_ms["first"], stages_ms.get("second", {})
-    print(f"  where the time goes, p50 ms per stage (stamps at each send and receive, shared/stamps.py; "
-          f"n={len(first[STAGES[0]])} first, {len(second.get(STAGES[0], []))} second orders):")
+    first, second = stages_ms["first"], stages_ms["second"]
+    totals = {label: bare_chain.describe(stages_ms[label][TOTAL]) for label in ("first", "second")}
+    print(f"  of which bars with two orders (n={totals['first']['n']:.0f}): first p50={totals['first']['p50_ms']:.3f} "
+          f"ms p99={totals['first']['p99_ms']:.3f} ms, second (after the first's round trip) "
+          f"p50={totals['second']['p50_ms']:.3f} ms p99={totals['second']['p99_ms']:.3f} ms")
+    print("  where their time goes, p50 ms per stage (stamps at each send and receive, shared/stamps.py):")
     for name in STAGES:
-        later = f"{statistics.median(second[name]):6.3f}" if second.get(name) else "     -"
-        print(f"    {name:36s} first {statistics.median(first[name]):6.3f}   second {later}")
+        print(f"    {name:36s} first {statistics.median(first[name]):6.3f}   "
+              f"second {statistics.median(second[name]):6.3f}")
     hops = [name for name in STAGES if "->" in name]
     for label, picked in (("the four hops", hops), ("the services' work", [n for n in STAGES if n not in hops])):
         print(f"    {'sum, ' + label:36s} first {sum(statistics.median(first[n]) for n in picked):6.3f}")
@@ -311,11 +314,6 @@ def main() -> None:
     print(f"pipeline (6 services, supervisord, sim x{args.speed:g}, ipc, {result.signals_per_s:.1f} signals/s): "
           f"n={pipeline['n']:.0f} p50={pipeline['p50_ms']:.3f} ms p99={pipeline['p99_ms']:.3f} ms "
           f"max={pipeline['max_ms']:.3f} ms")
-    if result.first_ms:
-        first, second = bare_chain.describe(result.first_ms), bare_chain.describe(result.second_ms)
-        print(f"  of which bars with two orders (n={first['n']:.0f}): first p50={first['p50_ms']:.3f} ms "
-              f"p99={first['p99_ms']:.3f} ms, second (after the first's round trip) p50={second['p50_ms']:.3f} ms "
-              f"p99={second['p99_ms']:.3f} ms")
     if result.stages_ms.get("first"):
         print_stages(result.stages_ms)
     print(f"bare 4-process chain (ipc, {rate} msg/s): n={floor['n']:.0f} p50={floor['p50_ms']:.3f} ms "
@@ -329,7 +327,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"pipeline": pipeline, "floor": floor, "floor_rate": rate,
                                          "speed": args.speed, **asdict(result), "latencies_ms": None,
-                                         "first_ms": None, "second_ms": None, "stages_ms": None}, indent=1))
+                                         "stages_ms": None}, indent=1))
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ def tag_of(message: Message) -> str | None:
 
 
 def bar_time_of(tag: str) -> int:
-    """The bar's open time in a tag ("XAU1752080400" -> 1752080400)."""
-    return int(re.sub(r"^[A-Za-z]*", "", tag))
+    """The bar's open time in a tag ("XAU1752080400" -> 1752080400): its last ten digits, since the symbol's
+    prefix may end in a digit ("US3" of US30) and a bar time of this era has ten (2001 to 2286)."""
+    return int(tag[-10:])
 
 
 class StampFile:

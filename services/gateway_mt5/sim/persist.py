@@ -97,7 +97,6 @@ class SimStore:
             raise
         self.saved_deals += len(deals)
 
-
     def exits(self) -> list[dict[str, Any]]:
         """Every saved exit deal, oldest ticket first (the history deals() answers from)."""
         rows = self._db.execute("SELECT record FROM deals WHERE entry = 1 ORDER BY ticket").fetchall()

@@ -72,3 +72,4 @@ def test_a_plan_id_is_the_bar_tag_and_the_side() -> None:
     assert plan_id_for(signal) == bar_tag(signal.symbol, signal.bar_time) + signal.side[0]
     assert tag_of(signal) == bar_tag(signal.symbol, signal.bar_time)
     assert bar_time_of(bar_tag(signal.symbol, signal.bar_time)) == signal.bar_time
+    assert bar_time_of(bar_tag("US30", 1_752_080_400)) == 1_752_080_400  # a prefix ending in a digit: "US3"
